@@ -1,0 +1,1 @@
+"""Turn events into effects: the Dataverse client, writers, verifier and rollback."""

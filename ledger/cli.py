@@ -1,0 +1,230 @@
+"""The ``crmledger`` command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import islice
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger import __version__
+from ledger.events import EventDecodeError, Topic
+from ledger.log import EventLog, LogError, advance, open_log
+from ledger.settings import Settings
+from ledger.synthetic import synthetic_run
+
+app = typer.Typer(
+    name="crmledger",
+    help="An event-sourced migration ledger from work4all to Microsoft Dynamics 365 Sales.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+log_app = typer.Typer(help="Read the event log.", no_args_is_help=True)
+projections_app = typer.Typer(help="Build the read models from the log.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the settings in effect.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+app.add_typer(projections_app, name="projections")
+app.add_typer(config_app, name="config")
+
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        _fail(f"invalid settings (crmledger.toml or CRMLEDGER_* variables): {problems}")
+    except ValueError as error:  # an unreadable crmledger.toml
+        _fail(f"cannot read crmledger.toml: {error}")
+
+
+@contextmanager
+def _open_log(settings: Settings) -> Iterator[EventLog]:
+    try:
+        with open_log(settings.log_url, partitions=settings.partitions) as log:
+            yield log
+    except (LogError, EventDecodeError) as error:
+        _fail(f"event log {settings.log_url}: {error}")
+
+
+def _engine(settings: Settings) -> Engine:
+    from projections.db import create_db_engine, upgrade
+
+    try:
+        engine = create_db_engine(settings.db_url)
+        upgrade(engine)
+    except (SQLAlchemyError, ValueError) as error:
+        _fail(f"projection database {settings.db_url}: {error}")
+    return engine
+
+
+def _version(value: bool) -> None:
+    if value:
+        _out.print(f"crmledger {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Every extracted record, transform decision and Dataverse write is an immutable event.
+
+    Settings come from crmledger.toml in the working directory and CRMLEDGER_* variables
+    (see `crmledger config show`).
+    """
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the settings in effect, secrets masked."""
+    for name, value in _settings().redacted().items():
+        _out.print(f"{name} = {value!r}")
+
+
+TopicOption = Annotated[
+    list[Topic] | None,
+    typer.Option("--topic", "-t", help="Only these topics (repeatable); default all."),
+]
+
+
+@log_app.command("tail")
+def log_tail(
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, help="Print the last N events; 0 prints all.")
+    ] = 10,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events as they arrive.")
+    ] = False,
+    topic: TopicOption = None,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between checks for new events with --follow.")
+    ] = 0.5,
+) -> None:
+    """Print events as one JSON line each (the last 10 by default)."""
+    settings = _settings()
+    topics = topic or list(Topic)
+    with _open_log(settings) as log:
+        position = log.end_position(topics)
+        events = log.read(topics, {})
+        shown = deque(events, maxlen=lines) if lines else events
+        for stored in shown:
+            print(stored.event.to_json())
+        if not follow:
+            return
+        sys.stdout.flush()
+        try:
+            while True:
+                new = list(log.read(topics, position))
+                for stored in new:
+                    print(stored.event.to_json(), flush=True)
+                position = advance(position, new)
+                if not new:
+                    time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=True,
+    )
+
+
+def _run_projections(rebuild: bool) -> None:
+    from projections.runner import ProjectionRunner
+    from projections.tables import event_counts
+
+    settings = _settings()
+    engine = _engine(settings)
+    with _open_log(settings) as log:
+        runner = ProjectionRunner(log, engine)
+        with _progress() as progress:
+            task = progress.add_task("projecting", total=None)
+
+            def advance_bar(count: int) -> None:
+                progress.advance(task, count)
+
+            started = time.perf_counter()
+            applied = runner.rebuild(advance_bar) if rebuild else runner.run(advance_bar)
+            seconds = time.perf_counter() - started
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(event_counts).order_by(
+                event_counts.c.run_id, event_counts.c.type, event_counts.c.key_prefix
+            )
+        ).all()
+    engine.dispose()
+    table = Table("run", "type", "key prefix", "events", title="event counts")
+    for run_id, type_, prefix, count in rows:
+        table.add_row(run_id, type_, prefix, f"{count:,}")
+    _out.print(table)
+    rate = applied / seconds if seconds else 0.0
+    _out.print(
+        f"applied {applied:,} events in {seconds:.1f} s ({rate:,.0f} events/s);"
+        f" {sum(row[3] for row in rows):,} events counted"
+    )
+
+
+@projections_app.command("rebuild")
+def projections_rebuild() -> None:
+    """Drop every projection's rows and rebuild them from the log; print the counts."""
+    _run_projections(rebuild=True)
+
+
+@projections_app.command("run")
+def projections_run() -> None:
+    """Apply the events the projections have not seen yet; print the counts."""
+    _run_projections(rebuild=False)
+
+
+@app.command()
+def demo(
+    events: Annotated[
+        int, typer.Option(min=10, help="About how many events the synthetic run records.")
+    ] = 2000,
+    run_id: Annotated[str, typer.Option(help="Run id of the synthetic run.")] = "demo",
+) -> None:
+    """Run what works end to end so far: a synthetic run into the log, then the projections.
+
+    Until the work4all readers and the Dataverse writers land, the run's events are synthetic
+    (customers and contacts extracted, decided, written and verified); they exercise the event
+    log and the projections, not a migration. Then try `crmledger log tail`.
+    """
+    settings = _settings()
+    with _open_log(settings) as log, _progress() as progress:
+        task = progress.add_task("appending", total=events)
+        stream = synthetic_run(run_id, events)
+        while batch := list(islice(stream, 1000)):
+            log.append(batch)
+            progress.advance(task, len(batch))
+    _err.print(f"appended a synthetic run {run_id!r} to {settings.log_url}")
+    _run_projections(rebuild=False)
