@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # Namespace for every deterministic id crmledger derives (event ids here, target ids later).
 LEDGER_NAMESPACE = uuid.UUID("6f0c3d1e-5a2b-5c4d-9e8f-0a1b2c3d4e5f")
@@ -198,20 +198,32 @@ class Event(BaseModel):
 
     def to_json(self) -> str:
         """Canonical JSON of the whole envelope, as stored in the log."""
+        # Built by hand rather than with model_dump: this runs once per appended event.
         return canonical_json(
-            self.model_dump(mode="json") | {"occurred_at": _iso(self.occurred_at)}
+            {
+                "event_id": str(self.event_id),
+                "type": self.type,
+                "schema_version": self.schema_version,
+                "run_id": self.run_id,
+                "phase": self.phase,
+                "key": self.key,
+                "causation_id": str(self.causation_id) if self.causation_id else None,
+                "correlation_id": str(self.correlation_id) if self.correlation_id else None,
+                "occurred_at": _iso(self.occurred_at),
+                "payload": self.payload,
+            }
         )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Self:
         """Decode a stored envelope, upcasting an old ``schema_version`` to the current one."""
         try:
-            raw = json.loads(text)
-        except ValueError as error:
-            raise EventDecodeError(f"stored event is not JSON: {error}") from error
-        if not isinstance(raw, dict):
-            raise EventDecodeError("stored event is not a JSON object")
-        return cls.model_validate(upcast(raw))
+            event = cls.model_validate_json(text)
+        except ValidationError as error:
+            raise EventDecodeError(f"stored event is not a valid envelope: {error}") from error
+        if event.schema_version == payload_class(event.type).schema_version:
+            return event
+        return cls.model_validate(upcast(event.model_dump()))
 
 
 def upcast(raw: Mapping[str, Any]) -> dict[str, Any]:
