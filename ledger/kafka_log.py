@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka import errors as kafka_errors
 from kafka.admin import OffsetSpec
+from kafka.structs import MemberState
 
 from ledger.events import Event, Topic
 from ledger.log import (
@@ -377,7 +378,7 @@ class _KafkaSubscription(Subscription):
         lost = set(highest) - self.assignment()
         if lost:
             names = ", ".join(sorted(map(str, lost)))
-            raise CommitFailedError(f"partitions {names} were reassigned since they were polled")
+            raise CommitFailedError(f"partitions {names} are no longer assigned to this member")
         offsets = {
             self._names.topic_partition(partition): OffsetAndMetadata(offset + 1, "", -1)
             for partition, offset in highest.items()
@@ -389,7 +390,11 @@ class _KafkaSubscription(Subscription):
                 raise CommitFailedError(f"commit refused after a rebalance: {error}") from error
 
     def assignment(self) -> frozenset[Partition]:
-        """The partitions this member currently owns."""
+        """The partitions this member currently owns: none while it is not a settled member."""
+        # kafka-python keeps the last assignment of a member the group has dropped until its
+        # next poll; by then the partitions belong to someone else.
+        if self._consumer.group_metadata().state != MemberState.STABLE:
+            return frozenset()
         return frozenset(self._names.partition(tp) for tp in self._consumer.assignment())
 
     def close(self) -> None:
