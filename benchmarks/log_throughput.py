@@ -78,19 +78,18 @@ def _baseline_sqlite(encoded: list[tuple[str, bytes]], workdir: Path) -> tuple[f
 
 def _baseline_kafka(encoded: list[tuple[str, bytes]], bootstrap: str) -> tuple[float, float]:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.admin import KafkaAdminClient
 
     topic = f"baseline-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    admin.create_topics({topic: {"num_partitions": 6, "replication_factor": 1}})
     admin.close()
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
-        linger_ms=20,
-        batch_size=256 * 1024,
-        buffer_memory=256 * 1024 * 1024,
+        linger_ms=100,
+        batch_size=512 * 1024,
     )
     started = time.perf_counter()
     for key, body in encoded:
@@ -140,7 +139,9 @@ def measure(
     if backend == "sqlite":
         base_write, base_read = _baseline_sqlite(encoded, workdir)
     else:
-        base_write, base_read = _baseline_kafka(encoded, log_url.removeprefix("kafka://"))
+        base_write, base_read = _baseline_kafka(
+            encoded, log_url.removeprefix("kafka://").split("?")[0]
+        )
     return {
         "events": appended,
         "append_per_s": appended / append_s,
@@ -200,8 +201,10 @@ def main() -> None:
             command += ["--events", str(args.events)]
             if backend == "kafka":
                 command += ["--kafka", kafka, "--postgres", postgres]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            _report(backend, json.loads(output.strip().splitlines()[-1]))
+            child = subprocess.run(command, check=False, capture_output=True, text=True)
+            if child.returncode != 0:
+                sys.exit(f"{backend} benchmark failed:\n{child.stderr}")
+            _report(backend, json.loads(child.stdout.strip().splitlines()[-1]))
 
 
 if __name__ == "__main__":
