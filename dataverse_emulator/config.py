@@ -42,10 +42,14 @@ class EmulatorConfig:
     time_scale: float = 1.0
     faults: str | None = None  # e.g. "429:0.05,503:0.02,timeout:0.01,reset:0.01"
     fault_seed: int = 0
+    # How long a `timeout` fault holds the response before answering 504 (divided by time_scale).
+    fault_timeout_s: float = 30.0
     tls: bool = False
     tls_dir: Path | None = None  # where a generated certificate is written
     licence: Literal["professional", "enterprise"] = "enterprise"
     max_attachment_bytes: int = 5_242_880
     token_lifetime_s: int = 3600
-    seed_users: tuple[tuple[str, str, bool], ...] = ()  # (internalemailaddress, fullname, isdisabled)
+    seed_users: tuple[
+        tuple[str, str, bool], ...
+    ] = ()  # (internalemailaddress, fullname, isdisabled)
     organization_url: str | None = None  # the resource in scopes; default: the base URL itself

@@ -18,6 +18,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from dataverse_emulator.cli import emulator_app
 from ledger import __version__
 from ledger.events import EventDecodeError, Topic
 from ledger.log import EventLog, LogError, advance, open_log
@@ -36,6 +37,7 @@ config_app = typer.Typer(help="Show the settings in effect.", no_args_is_help=Tr
 app.add_typer(log_app, name="log")
 app.add_typer(projections_app, name="projections")
 app.add_typer(config_app, name="config")
+app.add_typer(emulator_app, name="emulator")
 
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False)

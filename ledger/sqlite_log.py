@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from kafka.partitioner.default import murmur2
@@ -70,8 +71,10 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
+@lru_cache(maxsize=65_536)
 def partition_for(key: str, partitions: int) -> int:
     """The partition of ``key``: Kafka's default partitioner, so both backends agree."""
+    # Cached: a record's several events share its key, and murmur2 is pure Python.
     return int(murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
