@@ -1,0 +1,97 @@
+"""`crmledger emulator serve`: run the Dataverse emulator in the foreground."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated, Literal, cast
+
+import typer
+
+from dataverse_emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig
+from dataverse_emulator.server import RunningEmulator
+from dataverse_emulator.server import serve as serve_forever
+
+emulator_app = typer.Typer(help="Run a local Dataverse Web API emulator.", no_args_is_help=True)
+
+
+def _clients(values: list[str]) -> dict[str, str]:
+    clients: dict[str, str] = {}
+    for value in values:
+        client_id, sep, secret = value.partition(":")
+        if not sep or not client_id or not secret:
+            raise typer.BadParameter(f"expected ID:SECRET, got {value!r}")
+        clients[client_id] = secret
+    return clients or {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
+
+
+def _user(value: str) -> tuple[str, str, bool]:
+    email, _, rest = value.partition(":")
+    name, _, flag = rest.partition(":")
+    if not email or flag not in ("", "disabled"):
+        raise typer.BadParameter(f"expected EMAIL[:NAME][:disabled], got {value!r}")
+    return email, name or email.split("@")[0], flag == "disabled"
+
+
+def _users_file(path: Path) -> list[tuple[str, str, bool]]:
+    """Rows of a CSV with columns internalemailaddress, fullname, isdisabled (true/false)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [
+            (
+                row["internalemailaddress"],
+                row.get("fullname") or row["internalemailaddress"].split("@")[0],
+                (row.get("isdisabled") or "").strip().lower() in ("true", "1", "yes"),
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+@emulator_app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8443,
+    db: Annotated[Path | None, typer.Option(help="SQLite file (default: in memory).")] = None,
+    limits: Annotated[str, typer.Option(help="dataverse: enforce service limits; off.")] = (
+        "dataverse"
+    ),
+    faults: Annotated[str | None, typer.Option(help='e.g. "429:0.05,503:0.02,reset:0.01".')] = None,
+    fault_seed: Annotated[int, typer.Option(help="Seed for the fault draws.")] = 0,
+    use_tls: Annotated[bool, typer.Option("--tls", help="Serve https (msal needs it).")] = False,
+    client: Annotated[list[str] | None, typer.Option(help="ID:SECRET, repeatable.")] = None,
+    time_scale: Annotated[float, typer.Option(help="Shrink the 300 s window by this.")] = 1.0,
+    licence: Annotated[str, typer.Option(help="professional (15 custom tables) or enterprise.")] = (
+        "enterprise"
+    ),
+    user: Annotated[list[str] | None, typer.Option(help="EMAIL[:NAME][:disabled].")] = None,
+    users_file: Annotated[Path | None, typer.Option(help="CSV of systemusers to seed.")] = None,
+) -> None:
+    """Serve the emulated Web API, printing its base URL and token endpoint."""
+    if limits not in ("dataverse", "off"):
+        raise typer.BadParameter("--limits must be 'dataverse' or 'off'")
+    if licence not in ("professional", "enterprise"):
+        raise typer.BadParameter("--licence must be 'professional' or 'enterprise'")
+    users = [_user(u) for u in user or []] + (_users_file(users_file) if users_file else [])
+    # next to the database, so a restarted emulator keeps the certificate clients trust
+    tls_dir = db.parent / ".emulator-tls" if db else None
+    config = EmulatorConfig(
+        host=host,
+        port=port,
+        db_path=db,
+        clients=_clients(client or []),
+        limits_enabled=limits == "dataverse",
+        time_scale=time_scale,
+        faults=faults,
+        fault_seed=fault_seed,
+        tls=use_tls,
+        tls_dir=tls_dir,
+        licence=cast(Literal["professional", "enterprise"], licence),
+        seed_users=tuple(users),
+    )
+    serve_forever(config, on_ready=_announce)
+
+
+def _announce(running: RunningEmulator) -> None:
+    typer.echo(f"Web API:        {running.base_url}")
+    typer.echo(f"Token endpoint: {running.token_url}")
+    if running.cert_path is not None:
+        typer.echo(f"Certificate:    {running.cert_path}")
