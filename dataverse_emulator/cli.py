@@ -9,6 +9,7 @@ from typing import Annotated, Literal, cast
 import typer
 
 from dataverse_emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig
+from dataverse_emulator.faults import parse_fault_spec
 from dataverse_emulator.server import RunningEmulator
 from dataverse_emulator.server import serve as serve_forever
 
@@ -35,15 +36,22 @@ def _user(value: str) -> tuple[str, str, bool]:
 
 def _users_file(path: Path) -> list[tuple[str, str, bool]]:
     """Rows of a CSV with columns internalemailaddress, fullname, isdisabled (true/false)."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [
-            (
-                row["internalemailaddress"],
-                row.get("fullname") or row["internalemailaddress"].split("@")[0],
-                (row.get("isdisabled") or "").strip().lower() in ("true", "1", "yes"),
-            )
-            for row in csv.DictReader(handle)
-        ]
+    users: list[tuple[str, str, bool]] = []
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            # Row 1 is the header, so the first user is on row 2.
+            for row_number, row in enumerate(csv.DictReader(handle), start=2):
+                email = (row.get("internalemailaddress") or "").strip()
+                if "@" not in email:
+                    raise typer.BadParameter(
+                        f"{path}, row {row_number}, column internalemailaddress:"
+                        f" expected an e-mail address, got {email!r}"
+                    )
+                disabled = (row.get("isdisabled") or "").strip().lower() in ("true", "1", "yes")
+                users.append((email, row.get("fullname") or email.split("@")[0], disabled))
+    except (OSError, UnicodeDecodeError) as error:
+        raise typer.BadParameter(f"cannot read {path}: {error}") from error
+    return users
 
 
 @emulator_app.command()
@@ -70,6 +78,10 @@ def serve(
         raise typer.BadParameter("--limits must be 'dataverse' or 'off'")
     if licence not in ("professional", "enterprise"):
         raise typer.BadParameter("--licence must be 'professional' or 'enterprise'")
+    try:
+        parse_fault_spec(faults)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--faults") from error
     users = [_user(u) for u in user or []] + (_users_file(users_file) if users_file else [])
     # next to the database, so a restarted emulator keeps the certificate clients trust
     tls_dir = db.parent / ".emulator-tls" if db else None
@@ -87,11 +99,17 @@ def serve(
         licence=cast(Literal["professional", "enterprise"], licence),
         seed_users=tuple(users),
     )
-    serve_forever(config, on_ready=_announce)
+    try:
+        serve_forever(config, on_ready=_announce)
+    except OSError as error:  # e.g. the port is taken
+        typer.echo(f"error: cannot serve on {host}:{port}: {error.strerror or error}", err=True)
+        raise typer.Exit(2) from error
 
 
 def _announce(running: RunningEmulator) -> None:
     typer.echo(f"Web API:        {running.base_url}")
     typer.echo(f"Token endpoint: {running.token_url}")
+    typer.echo(f"Authority:      {running.authority}")
+    typer.echo(f"Clients:        {', '.join(running.config.clients)} (secrets as configured)")
     if running.cert_path is not None:
         typer.echo(f"Certificate:    {running.cert_path}")
