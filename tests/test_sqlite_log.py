@@ -80,4 +80,3 @@ def test_partitions_match_kafkas_default_partitioner() -> None:
         107,
         566,
     ]
-
