@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+import msal
 import pytest
 
-from dataverse_emulator.config import DEFAULT_CLIENT_ID, EmulatorConfig, Limits
+from dataverse_emulator.config import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    EmulatorConfig,
+    Limits,
+)
 from dataverse_emulator.errors import DataverseError
 from dataverse_emulator.limits import ServiceProtection
+from dataverse_emulator.server import start_emulator
 from tests.emulator._serve import GuardedApi, serve
 
 OTHER_CLIENT = "crmledger-other"
@@ -274,3 +282,35 @@ def test_default_concurrency_limit_is_52() -> None:
     for ticket in tickets:
         ticket.release()
     protection.admit("app").release()
+
+
+def test_the_full_emulator_throttles_a_burst_and_recovers_after_retry_after() -> None:
+    # The documented 300 s window shrunk a hundredfold: three real seconds.
+    config = EmulatorConfig(tls=True, limits=Limits(max_requests=40), time_scale=100)
+    with start_emulator(config) as emulator:
+        assert emulator.cert_path is not None
+        trust = ssl.create_default_context(cafile=emulator.cert_path)
+        with httpx.Client(verify=trust, timeout=10) as http:
+            token = msal.ConfidentialClientApplication(
+                DEFAULT_CLIENT_ID,
+                client_credential=DEFAULT_CLIENT_SECRET,
+                authority=emulator.authority,
+                instance_discovery=False,
+                http_client=http,
+            ).acquire_token_for_client(scopes=[emulator.root_url.rstrip("/") + "/.default"])
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            burst = [
+                http.post(
+                    emulator.base_url + "accounts", json={"name": f"burst {n}"}, headers=headers
+                )
+                for n in range(45)
+            ]
+            throttled = next(response for response in burst if response.status_code == 429)
+            time.sleep(int(throttled.headers["Retry-After"]))
+            after_waiting = http.get(emulator.base_url + "accounts?$top=1", headers=headers)
+
+    assert [r.status_code for r in burst[:40]] == [204] * 40
+    assert {r.status_code for r in burst[40:]} == {429}
+    assert throttled.json()["error"]["code"] == "0x80072322"
+    assert throttled.headers["x-ms-dop-hint"]
+    assert after_waiting.status_code == 200
