@@ -622,7 +622,7 @@ class Records:
         self._check_create_rules(table, row)
         version = self.store.next_version()
         row["versionnumber"] = version
-        keys = self._keys_of(table, row) if self._has_keys(table) else None
+        keys = self.keys_of(table, row) if self._has_keys(table) else None
         try:
             if table.logical_name == "uomschedule":
                 with self.store.transaction():
@@ -685,7 +685,7 @@ class Records:
                 row_id,
                 row,
                 version,
-                self._keys_of(table, row) if self._has_keys(table) else None,
+                self.keys_of(table, row) if self._has_keys(table) else None,
             )
         except DuplicateKeyError as exc:
             raise self._duplicate_key_error(table, exc.key) from None
@@ -1083,7 +1083,8 @@ class Records:
     def _has_keys(self, table: Table) -> bool:
         return bool(table.keys) or table.logical_name in _IMPLICIT_UNIQUE
 
-    def _keys_of(self, table: Table, row: Row) -> dict[str, str]:
+    def keys_of(self, table: Table, row: Row) -> dict[str, str]:
+        """The alternate-key index entries of ``row``: key name → encoded values."""
         found: dict[str, str] = {}
         for key in table.keys.values():
             values = tuple(row.get(c) for c in key.columns)

@@ -176,11 +176,14 @@ class Table:
                 "0x80044363",
                 f"An attribute with the specified name {column.name} already exists.",
             )
-        self.columns[column.name] = column
-        self.readable[column.read_name] = column
+        # Copy-on-write: a request iterating the old dicts meanwhile keeps a consistent snapshot.
+        self.columns = {**self.columns, column.name: column}
+        self.readable = {**self.readable, column.read_name: column}
         if column.is_lookup:
-            for nav in _navigations_for(self.logical_name, column):
-                self.navigations[nav.name] = nav
+            self.navigations = {
+                **self.navigations,
+                **{nav.name: nav for nav in _navigations_for(self.logical_name, column)},
+            }
         if column.type is AttributeType.STATUS:
             for state in self.states.values():
                 for status in state.statuses:
@@ -209,7 +212,7 @@ class Table:
                     "0x80060891",
                     f"Attribute '{name}' of entity '{self.logical_name}' can't be part of a key.",
                 )
-        self.keys[key.logical_name] = key
+        self.keys = {**self.keys, key.logical_name: key}
         return key
 
     def key_for(self, names: Iterable[str]) -> AlternateKey | None:
