@@ -8,7 +8,6 @@ authenticates and throttles every Web API request.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -18,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from dataverse_emulator import batch, bulk, metadata
 from dataverse_emulator.auth import TokenService
 from dataverse_emulator.config import EmulatorConfig
 from dataverse_emulator.errors import DataverseError
@@ -26,8 +26,6 @@ from dataverse_emulator.records import API_PREFIX, ApiRequest, Records, WebApi
 from dataverse_emulator.schema import ACTIVITY_SPACE, Schema, sales_schema
 from dataverse_emulator.store import Store
 
-# Modules that add operations to the Web API through a `register(web_api)` function.
-EXTENSIONS = ("dataverse_emulator.batch", "dataverse_emulator.bulk", "dataverse_emulator.metadata")
 _METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 
 
@@ -49,17 +47,8 @@ class Emulator:
         records = Records(schema, store, config)
         records.seed()
         web_api = WebApi(records)
-        for name in EXTENSIONS:
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise
-                continue
-            # A module still being written has no `register` yet and adds nothing.
-            register = getattr(module, "register", None)
-            if register is not None:
-                register(web_api)
+        for extension in (batch, bulk, metadata):
+            extension.register(web_api)
         return cls(config, schema, store, records, web_api)
 
 
