@@ -61,7 +61,26 @@ def advance(position: Position, events: Iterable[StoredEvent]) -> dict[Partition
     return moved
 
 
-class Subscription(ABC):
+class _Closeable(ABC):
+    """Closed at the end of a ``with`` block."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what this object holds."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Subscription(_Closeable):
     """A named consumer in a group: receives events of its partitions and commits its positions.
 
     Members of one group share the partitions; each event is delivered to one member, and again
@@ -87,19 +106,8 @@ class Subscription(ABC):
     def close(self) -> None:
         """Leave the group without committing anything further."""
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class EventLog(ABC):
+class EventLog(_Closeable):
     """An append-only, partitioned log of :class:`Event` s."""
 
     url: str
@@ -131,17 +139,6 @@ class EventLog(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections and files."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def topics_or_all(topics: Iterable[Topic] | None) -> tuple[Topic, ...]:
