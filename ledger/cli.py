@@ -13,7 +13,14 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,6 +31,7 @@ from ledger.events import EventDecodeError, Topic
 from ledger.log import EventLog, LogError, advance, open_log
 from ledger.settings import Settings
 from ledger.synthetic import synthetic_run
+from producers.work4all.cli import generate
 
 app = typer.Typer(
     name="crmledger",
@@ -38,6 +46,7 @@ app.add_typer(log_app, name="log")
 app.add_typer(projections_app, name="projections")
 app.add_typer(config_app, name="config")
 app.add_typer(emulator_app, name="emulator")
+app.command("generate")(generate)
 
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False)
@@ -230,3 +239,37 @@ def demo(
             progress.advance(task, len(batch))
     _err.print(f"appended a synthetic run {run_id!r} to {settings.log_url}")
     _run_projections(rebuild=False)
+
+
+@app.command()
+def extract(
+    export: Annotated[
+        str, typer.Argument(help="CSV folder, .xlsx workbook, SQLite file or SQLAlchemy URL.")
+    ],
+    run_id: Annotated[str, typer.Option("--run", help="Run the records belong to.")] = "main",
+) -> None:
+    """Append one SourceRecordExtracted event per work4all record to the event log.
+
+    Extracting the same export again in the same run appends nothing new.
+    """
+    from producers.extract import extract as extract_export
+    from producers.work4all.errors import ExportError
+
+    settings = _settings()
+    with _open_log(settings) as log, _progress() as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def advance_table(table: str, count: int) -> None:
+            if table not in tasks:
+                tasks[table] = progress.add_task(table, total=None)
+            progress.advance(tasks[table], count)
+
+        try:
+            summary = extract_export(export, log, run_id=run_id, progress=advance_table)
+        except ExportError as error:
+            _fail(str(error))
+    table = Table("table", "records", "findings", title=f"extracted from {export}")
+    for name, count in summary.records.items():
+        table.add_row(name, f"{count:,}", f"{summary.findings.get(name, 0):,}")
+    _out.print(table)
+    _out.print(f"{summary.total:,} records extracted into run {run_id!r} of {settings.log_url}")

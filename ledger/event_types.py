@@ -118,7 +118,11 @@ class RollbackPlanned(EventPayload):
 
 @event_type
 class SourceRecordExtracted(EventPayload):
-    """One work4all row, raw and normalised, with the hash of its normalised content."""
+    """One work4all row, raw and normalised, with the hash of its normalised content.
+
+    ``position`` is where a person finds the row (line, sheet row or ordinal, as the reader
+    says); ``findings`` are the value problems met reading and normalising it.
+    """
 
     event_type = "SourceRecordExtracted"
     topic = Topic.SOURCE
@@ -128,6 +132,8 @@ class SourceRecordExtracted(EventPayload):
     raw: JsonObject
     normalised: JsonObject
     content_hash: str
+    position: int | None = None
+    findings: list[JsonObject] = Field(default_factory=list)
 
 
 @event_type

@@ -12,7 +12,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Self
@@ -40,7 +40,10 @@ def _json_default(value: object) -> object:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
-        return _iso(value)
+        # Source data holds local, naive timestamps: they stay as written, without a zone.
+        return _iso(value) if value.tzinfo is not None else value.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, BaseModel):

@@ -1,1 +1,1 @@
-"""work4all as a source: its tables, a synthetic Mandant generator, and readers for every export form."""
+"""work4all as a source: its tables, a synthetic Mandant generator and the export readers."""

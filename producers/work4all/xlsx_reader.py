@@ -1,0 +1,122 @@
+"""Excel exports: one workbook, one sheet per table, the first row holding the column names.
+
+The workbook is opened with openpyxl in read-only mode, which streams each sheet's XML instead
+of building it in memory, and with ``data_only`` so formulas give their cached values. Row
+positions are Excel row numbers: the header is row 1, so the first record is row 2.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import zipfile
+from collections.abc import Generator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import ParseError
+
+from openpyxl import load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
+
+from producers.work4all.errors import ExportError
+from producers.work4all.readers import Export, RawValue, SourceRow
+
+# What a damaged workbook raises from openpyxl: a cut zip, broken XML, a missing part.
+_BROKEN = (zipfile.BadZipFile, InvalidFileException, ParseError, KeyError, OSError, EOFError)
+
+
+def _cell(value: Any) -> RawValue:
+    """Return an Excel cell value as a raw value (strings from errors such as ``#REF!``)."""
+    if value is None or isinstance(value, str | int | float | datetime):
+        return value
+    return str(value)
+
+
+class XlsxExport(Export):
+    """An ``.xlsx`` workbook with a sheet per work4all table."""
+
+    position_unit = "sheet row"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self._name = path.name
+        try:
+            self._book = load_workbook(path, read_only=True, data_only=True, keep_links=False)
+        except _BROKEN as error:
+            raise ExportError(
+                path.name, f"not a readable .xlsx workbook (truncated or damaged): {error}"
+            ) from error
+        self._sheets = {unicodedata.normalize("NFC", name): name for name in self._book.sheetnames}
+
+    def tables(self) -> list[str]:
+        """Return the table names, taken from the sheet names."""
+        return list(self._sheets)
+
+    def source(self, table: str) -> str:
+        """Return ``book.xlsx[Sheet]`` for messages."""
+        return f"{self._name}[{self._sheet_name(table)}]"
+
+    def columns(self, table: str) -> list[str]:
+        """Return the header row of ``table``'s sheet."""
+        values = self._values(table)
+        try:
+            return self._header(table, next(values, ()))
+        except _BROKEN as error:
+            raise ExportError(
+                self.source(table), f"sheet is damaged and cannot be read: {error}", row=1
+            ) from error
+        finally:
+            values.close()
+
+    def rows(self, table: str) -> Generator[SourceRow]:
+        """Yield the sheet's rows after the header; wholly empty rows are skipped."""
+        values = self._values(table)
+        last = 0  # the last sheet row read whole, for the message when the sheet breaks off
+        try:
+            header = self._header(table, next(values, ()))
+            last = 1
+            for position, cells in enumerate(values, start=2):
+                last = position
+                if all(cell is None for cell in cells):
+                    continue
+                raw = {name: _cell(cell) for name, cell in zip(header, cells, strict=False)}
+                for name in header[len(cells) :]:
+                    raw[name] = None
+                yield SourceRow(table, position, raw)
+        except _BROKEN as error:
+            raise ExportError(
+                self.source(table),
+                f"the sheet breaks off after row {last} (truncated or damaged): {error}",
+                row=last + 1,
+            ) from error
+        finally:
+            values.close()
+
+    def close(self) -> None:
+        """Close the workbook's file."""
+        self._book.close()
+
+    def _sheet_name(self, table: str) -> str:
+        if table in self._sheets:
+            return str(self._sheets[table])
+        found = self.find_table(table)
+        if found is None:
+            raise ExportError(f"{self._name}[{table}]", "no such sheet in the workbook")
+        return str(self._sheets[found])
+
+    def _values(self, table: str) -> Generator[tuple[Any, ...]]:
+        sheet = self._book[self._sheet_name(table)]
+        # Some writers store a wrong or no sheet size; without one, every row and cell is read.
+        sheet.reset_dimensions()
+        yield from sheet.iter_rows(values_only=True)
+
+    def _header(self, table: str, cells: tuple[Any, ...]) -> list[str]:
+        header = [
+            unicodedata.normalize("NFC", str(cell).strip()) if cell is not None else ""
+            for cell in cells
+        ]
+        while header and not header[-1]:
+            header.pop()
+        if not header:
+            raise ExportError(self.source(table), "empty sheet: no header row", row=1)
+        return header
