@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import islice
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -273,3 +274,107 @@ def extract(
         table.add_row(name, f"{count:,}", f"{summary.findings.get(name, 0):,}")
     _out.print(table)
     _out.print(f"{summary.total:,} records extracted into run {run_id!r} of {settings.log_url}")
+
+
+@app.command("export-spec")
+def export_spec(
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Write to FILE (JSON when it ends in .json); default stdout."),
+    ] = None,
+) -> None:
+    """Print the export specification to send the work4all vendor (Markdown or JSON).
+
+    Every table and column crmledger needs, with type, key, required flag, the custom-field
+    tables, and the accepted forms (SQL database, CSV, Excel).
+    """
+    from producers.export_spec import write_spec
+
+    target = Path(out) if out is not None else None
+    try:
+        text = write_spec(target)
+    except OSError as error:
+        _fail(f"{out}: {error.strerror}")
+    if target is None:
+        sys.stdout.write(text)
+    else:
+        _err.print(f"wrote the export specification to {target}")
+
+
+@app.command("sample-check")
+def sample_check(
+    export: Annotated[
+        str, typer.Argument(help="CSV folder, .xlsx workbook, SQLite file or SQLAlchemy URL.")
+    ],
+    n: Annotated[int, typer.Option("--n", min=1, help="Records sampled per table.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same sample.")] = 0,
+) -> None:
+    """Accept or reject an export from a random sample of each table; a verdict per table.
+
+    A table fails when it is missing, unreadable, lacks a required column, or a sampled
+    record has an error (a value that was lost); warnings do not fail it. Exit code 0 when
+    every table passes, 1 when any fails, 2 when the export cannot be read at all.
+    """
+    from producers.sample_check import sample_check as check_export
+    from producers.work4all.errors import ExportError
+
+    try:
+        report = check_export(export, n=n, seed=seed)
+    except ExportError as error:
+        _fail(str(error))
+    table = Table("table", "rows", "sampled", "verdict", "reason", title=f"sample of {export}")
+    for verdict in report.verdicts:
+        mark = "[green]pass[/]" if verdict.passed else "[bold red]FAIL[/]"
+        rows, sampled = f"{verdict.rows:,}", f"{verdict.sampled:,}"
+        table.add_row(verdict.table, rows, sampled, mark, verdict.reason)
+    _out.print(table)
+    failed = [verdict.table for verdict in report.verdicts if not verdict.passed]
+    for verdict in report.verdicts:
+        # A missing table's reason already says so; list what failed inside present tables.
+        for finding in verdict.errors[:5] if verdict.present else []:
+            _out.print(f"  {verdict.table}: {finding}", markup=False)
+    if failed:
+        _out.print(f"FAIL: {len(failed)} of {len(report.verdicts)} tables: {', '.join(failed)}")
+        raise typer.Exit(1)
+    _out.print(f"PASS: all {len(report.verdicts)} tables (sample of {n}, seed {seed})")
+
+
+@app.command()
+def discover(
+    export: Annotated[
+        str, typer.Argument(help="CSV folder, .xlsx workbook, SQLite file or SQLAlchemy URL.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write report.md/.html/.json by suffix, or all three into a directory."),
+    ] = None,
+) -> None:
+    """Report what an export holds and what must be fixed before migrating it."""
+    from producers.discover import discover as discover_export
+    from producers.report import to_json, to_markdown, write
+    from producers.work4all.errors import ExportError
+
+    with _progress() as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def advance_table(table: str, count: int) -> None:
+            if table not in tasks:
+                tasks[table] = progress.add_task(table, total=None)
+            progress.advance(tasks[table], count)
+
+        try:
+            report = discover_export(export, progress=advance_table)
+        except ExportError as error:
+            _fail(str(error))
+    if out is not None:
+        try:
+            written = write(report, out)
+        except (OSError, ValueError) as error:
+            _fail(str(error))
+        for path in written:
+            _err.print(f"wrote {path}")
+    if as_json:
+        print(to_json(report))
+    elif out is None:
+        print(to_markdown(report), end="")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
-import time
+import threading
 import uuid
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -82,27 +84,43 @@ def test_log_tail_prints_one_json_event_per_line(tmp_path: Path) -> None:
     assert lines == everything[-5:]
 
 
+def _read_lines(stream: IO[str], count: int, timeout: float) -> list[str]:
+    """``count`` lines from ``stream``, failing after ``timeout`` seconds instead of hanging."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(stream.readline()) for _ in range(count)], daemon=True
+    ).start()
+    return [lines.get(timeout=timeout) for _ in range(count)]
+
+
 def test_log_tail_follow_prints_events_appended_later(tmp_path: Path) -> None:
     log_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    earlier = list(synthetic_run("earlier", 20))
+    later = list(synthetic_run("later", 20))
+    with SqliteEventLog(log_url) as log:
+        log.append(earlier)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CRMLEDGER_")}
     follower = subprocess.Popen(
-        [sys.executable, "-m", "ledger", "log", "tail", "--follow", "--interval", "0.1"],
+        [sys.executable, "-m", "ledger", "log", "tail", "-n", "0", "--follow", "--interval", "0.1"],
         cwd=tmp_path,
         env=environment | {"CRMLEDGER_LOG_URL": log_url},
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        time.sleep(2)
-        with SqliteEventLog(log_url) as log:
-            appended = list(synthetic_run("later", 20))
-            log.append(appended)
         assert follower.stdout is not None
-        seen = [json.loads(follower.stdout.readline())["event_id"] for _ in appended]
+        # Once the history is printed, the follower is following: what comes next is new.
+        history = _read_lines(follower.stdout, len(earlier), timeout=60)
+        with SqliteEventLog(log_url) as log:
+            log.append(later)
+        followed = _read_lines(follower.stdout, len(later), timeout=60)
     finally:
         follower.terminate()
         follower.wait(timeout=10)
-    assert sorted(seen) == sorted(str(e.event_id) for e in appended)
+    assert [json.loads(line)["event_id"] for line in history] == [str(e.event_id) for e in earlier]
+    assert sorted(json.loads(line)["event_id"] for line in followed) == sorted(
+        str(e.event_id) for e in later
+    )
 
 
 def test_a_bad_log_url_is_a_clear_error_without_traceback(tmp_path: Path) -> None:
