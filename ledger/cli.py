@@ -218,18 +218,17 @@ def projections_run() -> None:
     _run_projections(rebuild=False)
 
 
-@app.command()
-def demo(
+@log_app.command("synthetic")
+def log_synthetic(
     events: Annotated[
         int, typer.Option(min=10, help="About how many events the synthetic run records.")
     ] = 2000,
-    run_id: Annotated[str, typer.Option(help="Run id of the synthetic run.")] = "demo",
+    run_id: Annotated[str, typer.Option("--run", help="Run id of the synthetic run.")] = "demo",
 ) -> None:
-    """Run what works end to end so far: a synthetic run into the log, then the projections.
+    """Append a synthetic run (events shaped like a migration) and project it.
 
-    Until the work4all readers and the Dataverse writers land, the run's events are synthetic
-    (customers and contacts extracted, decided, written and verified); they exercise the event
-    log and the projections, not a migration. Then try `crmledger log tail`.
+    For trying the log and the projections at any size: no export is read and no Dataverse
+    is written.
     """
     settings = _settings()
     with _open_log(settings) as log, _progress() as progress:
@@ -239,6 +238,32 @@ def demo(
             log.append(batch)
             progress.advance(task, len(batch))
     _err.print(f"appended a synthetic run {run_id!r} to {settings.log_url}")
+    _run_projections(rebuild=False)
+
+
+@app.command()
+def demo(
+    customers: Annotated[
+        int, typer.Option(min=1, help="Size of the synthetic work4all Mandant.")
+    ] = 200,
+    workdir: Annotated[Path, typer.Option(help="Where the demo export is written.")] = Path(
+        ".crmledger/demo-export"
+    ),
+) -> None:
+    """Run what works end to end so far: generate a work4all export, extract it, project it.
+
+    A seeded synthetic Mandant (with the default data-quality defects) is written as a SQLite
+    export, every record is extracted into the event log, and the projections are brought up to
+    date. Transform and the Dataverse writes are the next stages to land. Then try
+    `crmledger discover .crmledger/demo-export/work4all.db` or `crmledger log tail`.
+    """
+    from producers.work4all.cli import ExportForm
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    export = workdir / "work4all.db"
+    export.unlink(missing_ok=True)
+    generate(out=str(workdir), customers=customers, form=ExportForm.SQL, quiet=True)
+    extract(export=str(export), run_id="demo")
     _run_projections(rebuild=False)
 
 

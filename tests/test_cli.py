@@ -48,6 +48,7 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     for command in ("demo", "log", "projections", "config"):
         assert command in result.stdout
     assert "tail" in crmledger(tmp_path, "log", "--help").stdout
+    assert "synthetic" in crmledger(tmp_path, "log", "--help").stdout
     assert "rebuild" in crmledger(tmp_path, "projections", "--help").stdout
 
 
@@ -58,7 +59,7 @@ def test_version_is_printed(tmp_path: Path) -> None:
 
 
 def test_rebuilding_a_log_of_200000_events_gives_identical_counts_twice(tmp_path: Path) -> None:
-    demo = crmledger(tmp_path, "demo", "--events", "200000")
+    demo = crmledger(tmp_path, "log", "synthetic", "--events", "200000")
     assert demo.returncode == 0, demo.stderr
 
     first = crmledger(tmp_path, "projections", "rebuild")
@@ -70,8 +71,23 @@ def test_rebuilding_a_log_of_200000_events_gives_identical_counts_twice(tmp_path
     assert "199,997 events counted" in second.stdout
 
 
+def test_the_demo_generates_extracts_and_projects_a_work4all_export(tmp_path: Path) -> None:
+    result = crmledger(tmp_path, "demo", "--customers", "50")
+    again = crmledger(tmp_path, "demo", "--customers", "50")
+    events = crmledger(tmp_path, "log", "tail", "-n", "0").stdout.splitlines()
+
+    assert result.returncode == again.returncode == 0, result.stderr
+    assert "SourceRecordExtracted" in result.stdout
+    assert (tmp_path / ".crmledger" / "demo-export" / "work4all.db").exists()
+    extracted = [Event.from_json(line) for line in events]
+    assert extracted
+    assert {event.type for event in extracted} == {"SourceRecordExtracted"}
+    assert len({event.event_id for event in extracted}) == len(extracted)
+    assert any(event.key.startswith("Kunden:") for event in extracted)
+
+
 def test_log_tail_prints_one_json_event_per_line(tmp_path: Path) -> None:
-    crmledger(tmp_path, "demo", "--events", "100")
+    crmledger(tmp_path, "log", "synthetic", "--events", "100")
 
     result = crmledger(tmp_path, "log", "tail", "-n", "5")
     lines = result.stdout.splitlines()
@@ -158,7 +174,7 @@ def test_the_demo_runs_on_kafka_and_postgresql(
         "CRMLEDGER_LOG_URL": f"kafka://{kafka_bootstrap}?prefix=cli-{uuid.uuid4().hex[:8]}",
         "CRMLEDGER_DB_URL": postgres_db_url,
     }
-    demo = crmledger(tmp_path, "demo", "--events", "5000", env=env)
+    demo = crmledger(tmp_path, "log", "synthetic", "--events", "5000", env=env)
     rebuilt = crmledger(tmp_path, "projections", "rebuild", env=env)
     tail = crmledger(tmp_path, "log", "tail", "-n", "0", env=env)
 
