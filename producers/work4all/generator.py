@@ -231,6 +231,20 @@ class GeneratorConfig:
     """where attachment files go (``CRMAttachements/M001``); None writes no files."""
 
 
+def _still_shows(defect: Defect, table: str, column: str, row: Row) -> bool:
+    """Whether ``row`` (a changed copy) still carries ``defect`` in ``column``."""
+    value = row.get(column)
+    if defect is Defect.OVERLONG_STRING:
+        limit = TABLES[table].column(column).max_length
+        return isinstance(value, str) and limit is not None and len(value) > limit
+    if defect is Defect.MIXED_ENCODING and isinstance(value, str):
+        try:
+            return value.encode("cp1252").decode("utf-8") != value
+        except UnicodeError:
+            return False
+    return True
+
+
 class Mandant:
     """The synthetic Mandant: ``tables()`` yields each table's rows as a stream."""
 
@@ -242,6 +256,8 @@ class Mandant:
         self._seed = config.seed
         self._keys = _Keys(config.seed)
         self._manifest = manifest
+        # While a customer that gets a near-duplicate is built, its defects are collected here.
+        self._captured: list[tuple[Defect, str, str]] | None = None
         self._suppliers = max(1, round(self._n * RATIOS["Lieferanten"]))
         self._items = max(5, round(self._n * RATIOS["Artikel"]))
         self._domain = f"fensterbau-{config.seed % 1000:03d}.de"
@@ -319,6 +335,8 @@ class Mandant:
 
     def _note(self, defect: Defect, table: str, code: int, column: str) -> None:
         self._manifest.add(defect, table, code, column)
+        if self._captured is not None:
+            self._captured.append((defect, table, column))
 
     def _none_ref(self, rng: Random) -> int | None:
         # work4all stores "no reference" as 0 or NULL, both in one table
@@ -502,12 +520,19 @@ class Mandant:
         for i in range(self._n):
             plan = self._plan(i)
             rng = self._rng("Kunden", i)
+            self._captured = [] if plan.duplicate else None
             row = self._customer_row(i, plan, rng)
+            inherited, self._captured = self._captured or [], None
             yield row
             if plan.duplicate:
                 duplicates += 1
                 twin = self._near_duplicate(row, rng, duplicates)
                 self._note(Defect.DUPLICATE_CUSTOMER, "Kunden", twin["Code"], "Name")
+                # A near-duplicate is a copy: it carries the original's defects too, where its
+                # changed columns still show them.
+                for defect, table, column in inherited:
+                    if _still_shows(defect, table, column, twin):
+                        self._note(defect, table, twin["Code"], column)
                 yield twin
 
     def _customer_row(self, i: int, plan: _Plan, rng: Random) -> Row:
