@@ -263,7 +263,7 @@ class ExportContract:
     @pytest.fixture
     def export(self, tmp_path: Path) -> Iterator[Export]:
         """The export under test; every subclass writes DATA in its form and opens it."""
-        raise NotImplementedError
+        raise AssertionError("a reader test class must override the export fixture")
 
     def _records(self, export: Export, table: str) -> list[SourceRecord]:
         normaliser = Normaliser.for_export(export)
