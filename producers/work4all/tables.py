@@ -140,6 +140,32 @@ _PARTNER_CONTACT = Polymorphic("SDObjType", "AnsprpCode", ((1, "KAnsprechp"), (0
 _DOCUMENT = Polymorphic("BZObjType", "BZObjMemberCode", ((6, "Angebot"), (7, "Rechnung")))
 _AUDIT = (_dt("InsertTime"), _dt("UpdateTime"))
 
+_DOCUMENT_HEADER = (
+    _code("Code", required=True),
+    _int("Nummer", required=True),
+    _dt("Datum", required=True),
+    _int("SDObjType", required=True),
+    _code("SDObjMemberCode", required=True),
+    _code("AnsprpCode"),
+    _code("ProjektCode"),
+    _code("BenutzerCode", "Mitarbeiter"),
+    _money("Wert", required=True),
+    _money("Bruttowert"),
+    _bool("Brutto"),
+    _int("WaehrungCode"),
+    _float("Kurs"),
+    _int("Zahlungsfrist"),
+    _float("Skonto"),
+    _float("Skontofrist"),
+    _text("IhrZeichen", 50),
+    _text("UnserZeichen", 50),
+    _text("Kopftext"),
+    _text("Schlußtext"),
+    _text("Notiz"),
+)
+"""The header columns quotes (Angebot) and invoices (Rechnung) share, in their order."""
+
+
 _TABLE_LIST: tuple[Table, ...] = (
     Table(
         "Mitarbeiter",
@@ -469,27 +495,7 @@ _TABLE_LIST: tuple[Table, ...] = (
     Table(
         "Angebot",
         (
-            _code("Code", required=True),
-            _int("Nummer", required=True),
-            _dt("Datum", required=True),
-            _int("SDObjType", required=True),
-            _code("SDObjMemberCode", required=True),
-            _code("AnsprpCode"),
-            _code("ProjektCode"),
-            _code("BenutzerCode", "Mitarbeiter"),
-            _money("Wert", required=True),
-            _money("Bruttowert"),
-            _bool("Brutto"),
-            _int("WaehrungCode"),
-            _float("Kurs"),
-            _int("Zahlungsfrist"),
-            _float("Skonto"),
-            _float("Skontofrist"),
-            _text("IhrZeichen", 50),
-            _text("UnserZeichen", 50),
-            _text("Kopftext"),
-            _text("Schlußtext"),
-            _text("Notiz"),
+            *_DOCUMENT_HEADER,
             _text("Feld1", 500),
             _dt("AuftragsDatum"),
             _int("AuftragsNummer"),
@@ -508,27 +514,7 @@ _TABLE_LIST: tuple[Table, ...] = (
     Table(
         "Rechnung",
         (
-            _code("Code", required=True),
-            _int("Nummer", required=True),
-            _dt("Datum", required=True),
-            _int("SDObjType", required=True),
-            _code("SDObjMemberCode", required=True),
-            _code("AnsprpCode"),
-            _code("ProjektCode"),
-            _code("BenutzerCode", "Mitarbeiter"),
-            _money("Wert", required=True),
-            _money("Bruttowert"),
-            _bool("Brutto"),
-            _int("WaehrungCode"),
-            _float("Kurs"),
-            _int("Zahlungsfrist"),
-            _float("Skonto"),
-            _float("Skontofrist"),
-            _text("IhrZeichen", 50),
-            _text("UnserZeichen", 50),
-            _text("Kopftext"),
-            _text("Schlußtext"),
-            _text("Notiz"),
+            *_DOCUMENT_HEADER,
             _dt("Zahlbarbis"),
             _dt("Skontobis"),
             _bool("RA"),
@@ -778,6 +764,7 @@ _TABLE_LIST: tuple[Table, ...] = (
         doc="E-mails (Art 1) and letters (Art 0); Art and Betreff invented.",
     ),
 )
+
 
 TABLES: dict[str, Table] = {table.name: table for table in _TABLE_LIST}
 """Every table crmledger reads, by exact work4all name, in generation (dependency) order."""
