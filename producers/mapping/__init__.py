@@ -1,1 +1,1 @@
-"""The map from work4all to Dataverse: its format, transforms, proposer, gate and transform stage."""
+"""The map from work4all to Dataverse: format, transforms, proposer, gate, transform stage."""
