@@ -1,7 +1,9 @@
 """Excel exports: one workbook, one sheet per table, the first row holding the column names.
 
-The workbook is opened with openpyxl in read-only mode, which streams each sheet's XML instead
-of building it in memory, and with ``data_only`` so formulas give their cached values. Row
+The workbook is opened with openpyxl in read-only mode for what it says about itself (sheet names
+and parts, shared strings, date styles, epoch); each sheet's rows are then streamed by
+:class:`~producers.work4all.xlsx_sheet.SheetReader`, which reads about ten times faster than
+openpyxl's cell parser and gives the same values (formulas as their cached values). Row
 positions are Excel row numbers: the header is row 1, so the first record is row 2.
 """
 
@@ -9,8 +11,8 @@ from __future__ import annotations
 
 import unicodedata
 import zipfile
-from collections.abc import Generator
-from datetime import datetime
+import zlib
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError
@@ -20,16 +22,13 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from producers.work4all.errors import ExportError
 from producers.work4all.readers import Export, RawValue, SourceRow
+from producers.work4all.xlsx_sheet import SheetBrokenError, SheetReader
 
 # What a damaged workbook raises from openpyxl: a cut zip, broken XML, a missing part.
-_BROKEN = (zipfile.BadZipFile, InvalidFileException, ParseError, KeyError, OSError, EOFError)
-
-
-def _cell(value: Any) -> RawValue:
-    """Return an Excel cell value as a raw value (strings from errors such as ``#REF!``)."""
-    if value is None or isinstance(value, str | int | float | datetime):
-        return value
-    return str(value)
+_BROKEN = (
+    zipfile.BadZipFile, InvalidFileException, ParseError, KeyError, OSError, EOFError, zlib.error,
+    UnicodeDecodeError, ValueError, IndexError,
+)  # fmt: skip
 
 
 class XlsxExport(Export):
@@ -60,7 +59,7 @@ class XlsxExport(Export):
         """Return the header row of ``table``'s sheet."""
         values = self._values(table)
         try:
-            return self._header(table, next(values, ()))
+            return self._header(table, next(values, (1, ()))[1])
         except _BROKEN as error:
             raise ExportError(
                 self.source(table), f"sheet is damaged and cannot be read: {error}", row=1
@@ -73,16 +72,24 @@ class XlsxExport(Export):
         values = self._values(table)
         last = 0  # the last sheet row read whole, for the message when the sheet breaks off
         try:
-            header = self._header(table, next(values, ()))
+            header = self._header(table, next(values, (1, ()))[1])
             last = 1
-            for position, cells in enumerate(values, start=2):
+            for position, cells in values:
                 last = position
                 if all(cell is None for cell in cells):
                     continue
-                raw = {name: _cell(cell) for name, cell in zip(header, cells, strict=False)}
+                # the sheet reader gives only str, int, float, bool, datetime and None
+                raw: dict[str, RawValue] = dict(zip(header, cells, strict=False))
                 for name in header[len(cells) :]:
                     raw[name] = None
                 yield SourceRow(table, position, raw)
+        except SheetBrokenError as error:
+            last = max(last, error.last_row)
+            raise ExportError(
+                self.source(table),
+                f"the sheet breaks off after row {last} (truncated or damaged): {error}",
+                row=last + 1,
+            ) from error
         except _BROKEN as error:
             raise ExportError(
                 self.source(table),
@@ -104,13 +111,18 @@ class XlsxExport(Export):
             raise ExportError(f"{self._name}[{table}]", "no such sheet in the workbook")
         return str(self._sheets[found])
 
-    def _values(self, table: str) -> Generator[tuple[Any, ...]]:
+    def _values(self, table: str) -> Generator[tuple[int, list[Any]]]:
+        """``(sheet row, values)`` of every row with cells, the header first."""
         sheet = self._book[self._sheet_name(table)]
-        # Some writers store a wrong or no sheet size; without one, every row and cell is read.
-        sheet.reset_dimensions()
-        yield from sheet.iter_rows(values_only=True)
+        # openpyxl's read-only internals: the archive, the sheet's part and the workbook styles
+        book: Any = self._book
+        reader = SheetReader(
+            book.shared_strings, set(book._date_formats), set(book._timedelta_formats), book.epoch
+        )
+        with book._archive.open(sheet._worksheet_path) as source:
+            yield from reader.rows(source)
 
-    def _header(self, table: str, cells: tuple[Any, ...]) -> list[str]:
+    def _header(self, table: str, cells: Sequence[Any]) -> list[str]:
         header = [
             unicodedata.normalize("NFC", str(cell).strip()) if cell is not None else ""
             for cell in cells
