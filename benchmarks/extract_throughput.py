@@ -5,8 +5,8 @@
 
 For each form and size, ``crmledger generate`` writes an export, then
 :func:`producers.extract.extract` appends it to a fresh SQLite event log. 50,000 customers are
-about one million records (the issue's target). xlsx is slow to write and read (openpyxl), so
-the xlsx runs at 50,000 customers take much longer than the others.
+about one million records (the issue's target). openpyxl writes the workbook, so generating the
+xlsx form takes longer than the others.
 
 Each measurement is its own child process, so its peak RSS (from ``wait4``) is its own. The last
 lines compare peak memory between the smallest and the largest size: generator and extractor
