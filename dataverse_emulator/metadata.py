@@ -191,8 +191,16 @@ _ENTITY_FILTER = _property_table(
     },
 )
 _ENTITY_PROPERTIES = frozenset(
-    {*_ENTITY_FILTER.columns, "DisplayName", "DisplayCollectionName", "Description"}
+    {
+        *_ENTITY_FILTER.columns,
+        "DisplayName",
+        "DisplayCollectionName",
+        "Description",
+        "CanCreateAttributes",
+    }
 )
+# Tables Dataverse adds no custom columns to (EntityMetadata.CanCreateAttributes false).
+_NO_CUSTOM_ATTRIBUTES = frozenset({"annotation", "activitypointer", "activityparty"})
 _ATTRIBUTE_FILTER = _property_table(
     "AttributeMetadata",
     {
@@ -468,6 +476,11 @@ class MetadataApi:
             "HasActivities": definition.has_activities,
             "ChangeTrackingEnabled": True,
             "IsValidForAdvancedFind": True,
+            "CanCreateAttributes": {
+                "Value": table.logical_name not in _NO_CUSTOM_ATTRIBUTES,
+                "CanBeChanged": False,
+                "ManagedPropertyLogicalName": "cancreateattributes",
+            },
             "DisplayName": _label(definition.display_name),
             "DisplayCollectionName": _label(definition.display_collection_name),
             "Description": _label(definition.description),

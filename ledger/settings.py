@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     client_secret: SecretStr | None = None
     certificate_path: Path | None = None
     certificate_password: SecretStr | None = None
+    dataverse_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CAs to trust for Dataverse and the authority (the emulator).",
+    )
 
     @field_validator("log_url")
     @classmethod
