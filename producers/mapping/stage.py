@@ -1,0 +1,583 @@
+"""The transform stage: every extracted record of a run becomes one decision.
+
+``transform_run`` turns a run's ``SourceRecordExtracted`` events into exactly one
+``TransformDecided`` or ``RecordRejected`` per record of a mapped table, under a *confirmed* map
+only (:func:`producers.mapping.gate.require_confirmed`).
+
+Two passes, memory bounded by sets of keys:
+
+1. read the run's source events once (:class:`~producers.mapping.index.RunIndex`): keys per
+   object, users, payments, same-company groups, date formats; spool mapped records per object;
+2. decide object by object in phase and map order, so a parent's rejection is known before its
+   children look it up: a contact whose account is missing or rejected is rejected too.
+
+A decision's event id derives from the record's content hash and the map hash, and the key stays
+the source key (``Kunden:1739201``), so re-running appends nothing: decisions already in the
+log for the run are read first and skipped (on SQLite the log would also drop them; on Kafka
+this is what keeps the topic free of duplicates). A record already decided under another map or
+content keeps its first decision; re-deciding needs a new run.
+
+Choices the map cannot express (documented here because reviewers ask):
+
+- **Duplicates** (``settings.duplicate_rule``): partner rows with the same fingerprint
+  (:func:`producers.mapping.rules.fingerprint`) form a group; the row of the earliest object with
+  the lowest ``Nummer`` survives. Another row of the same object is ``RecordRejected`` with
+  ``duplicate_of: Kunden:<survivor>``; the survivor's decision notes every duplicate
+  (``duplicate_merged``); lookups to a duplicate resolve to the survivor's row, so its contacts,
+  documents and activities are kept.
+- **Customer and supplier**: a supplier in the same group as a customer (same fingerprint, or
+  linked by ``AdresseWirdGepflegtBeiKundeCode``/``…BeiLieferantCode``) is decided as an update of
+  the customer's account: the same target id, only the columns the customer object does not
+  set (the supplier flags and numbers), and a ``supplier_merged`` note on both sides.
+- **Open items** (``RA``): gross = ``RBetrag + RMwst``, paid = Σ ``RABezSumme.Summe``, open =
+  gross - paid, written to the map's ``w4a_grossamount``/``w4a_paidamount``/``w4a_openamount``
+  columns where it declares them; a ``payment_mismatch`` note when ``BezSumme`` differs.
+- **Findings**: every extraction finding becomes a note whose code is the finding's kind; float
+  artefacts in raw money values (``float_noise``) and dates written unlike the rest of their
+  table (``text_date``) are noted too.
+- A record that no object's filter takes is rejected (``filtered_out``), never skipped silently.
+  Tables no object maps (``Mitarbeiter``, ``RABezSumme``, lookups) are reference data: read, not
+  decided.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.event_types import RecordRejected, SourceRecordExtracted, TransformDecided
+from ledger.events import Event, EventPayload, Topic
+from ledger.log import EventLog
+from producers.mapping import rules
+from producers.mapping.context import StageContext, target_id
+from producers.mapping.gate import require_confirmed
+from producers.mapping.index import RunIndex, Spool
+from producers.mapping.model import ColumnMap, MapError, MigrationMap, ObjectMap
+from producers.mapping.transforms import (
+    TRANSFORMS,
+    Bind,
+    FileRef,
+    Outcome,
+    note,
+    reason_code,
+)
+from producers.work4all.tables import TABLES, Kind
+
+__all__ = [
+    "ObjectCounts",
+    "TransformSummary",
+    "decision_key_counts",
+    "target_id",
+    "transform_run",
+]
+
+Progress = Callable[[str, int], None]
+"""``progress(step, records)``: ``step`` is ``"index"`` or an object name."""
+
+OPEN_ITEM_COLUMNS = ("w4a_grossamount", "w4a_paidamount", "w4a_openamount")
+"""Columns of an ``RA`` object the stage fills itself: gross, Σ payments, open amount."""
+
+_BATCH = 1000
+
+
+@dataclass
+class ObjectCounts:
+    """What became of one map object's records."""
+
+    phase: int
+    target: str
+    extracted: int = 0
+    decided: int = 0
+    rejected: int = 0
+    notes: Counter[str] = field(default_factory=Counter)
+    """notes on decisions, by reason code."""
+    reasons: Counter[str] = field(default_factory=Counter)
+    """rejection reasons, by reason code."""
+
+
+@dataclass
+class TransformSummary:
+    """The outcome of one transform run."""
+
+    run_id: str
+    map_hash: str
+    objects: dict[str, ObjectCounts] = field(default_factory=dict)
+    reference: dict[str, int] = field(default_factory=dict)
+    """records of tables read but not decided (users, payments, lookups)."""
+    appended: int = 0
+    already_in_log: int = 0
+    """decisions found in the log for the run and not appended again."""
+    kept_earlier: int = 0
+    """records already decided in the run under another map or content: not re-decided."""
+    seconds: float = 0.0
+
+    @property
+    def records(self) -> int:
+        """Records decided or rejected in this run."""
+        return sum(counts.decided + counts.rejected for counts in self.objects.values())
+
+    @property
+    def rate(self) -> float:
+        """Records per second."""
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def transform_run(
+    log: EventLog,
+    migration_map: MigrationMap,
+    *,
+    run_id: str,
+    progress: Progress | None = None,
+    files: Path | None = None,
+    work_dir: Path | None = None,
+) -> TransformSummary:
+    """Decide every extracted record of ``run_id`` under ``migration_map`` and append the events.
+
+    ``files`` is the export's file store (attachments are read from it, Base64, into
+    ``documentbody``); ``work_dir`` where the spool of pass 1 goes (default: the system's
+    temporary directory). Raises :class:`~producers.mapping.gate.MapNotConfirmedError` for an
+    unconfirmed map and
+    :class:`~producers.mapping.model.MapError` for a map naming unknown transforms.
+    """
+    started = time.perf_counter()
+    require_confirmed(log, migration_map)
+    _check_transforms(migration_map)
+    summary = TransformSummary(run_id, migration_map.content_hash)
+    with tempfile.TemporaryDirectory(prefix="crmledger-transform-", dir=work_dir) as spool_dir:
+        spool = Spool(Path(spool_dir))
+        try:
+            index = _index(log, migration_map, run_id, spool, progress)
+            existing, decided_keys = _existing_decisions(log, run_id)
+            decider = _Decider(index, summary.run_id, migration_map.content_hash, files)
+            _decide_all(decider, spool, summary, existing, decided_keys, log, progress)
+        finally:
+            spool.close()
+    summary.reference = dict(index.reference)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def decision_key_counts(log: EventLog, run_id: str) -> Counter[str]:
+    """How many decisions each source key has in ``run_id`` (for checks: every count is 1)."""
+    counts: Counter[str] = Counter()
+    for stored in log.read([Topic.DECISIONS]):
+        if stored.event.run_id == run_id:
+            counts[stored.event.key] += 1
+    return counts
+
+
+# --- pass 1 ------------------------------------------------------------------------------------
+
+
+def _check_transforms(migration_map: MigrationMap) -> None:
+    unknown = sorted(
+        {
+            f"{obj.name}.{column.target}: {column.transform!r}"
+            for obj in migration_map.objects
+            for column in obj.columns
+            if column.transform not in TRANSFORMS
+        }
+    )
+    if unknown:
+        raise MapError(
+            f"the map names transforms crmledger does not know: {', '.join(unknown)};"
+            f" known: {', '.join(sorted(TRANSFORMS))}"
+        )
+
+
+def _index(
+    log: EventLog,
+    migration_map: MigrationMap,
+    run_id: str,
+    spool: Spool,
+    progress: Progress | None,
+) -> RunIndex:
+    index = RunIndex(migration_map)
+    seen = 0
+    for stored in log.read([Topic.SOURCE]):
+        event = stored.event
+        if event.run_id != run_id or event.type != SourceRecordExtracted.event_type:
+            continue
+        obj = index.add(event.payload)
+        if obj is not None:
+            spool.add(index.ranks[obj.name], str(event.event_id), event.key, event.payload)
+        seen += 1
+        if progress is not None and seen % _BATCH == 0:
+            progress("index", _BATCH)
+    if progress is not None:
+        progress("index", seen % _BATCH)
+    index.finish()
+    return index
+
+
+def _existing_decisions(log: EventLog, run_id: str) -> tuple[set[uuid.UUID], set[str]]:
+    ids: set[uuid.UUID] = set()
+    keys: set[str] = set()
+    for stored in log.read([Topic.DECISIONS]):
+        event = stored.event
+        if event.run_id == run_id:
+            ids.add(event.event_id)
+            keys.add(event.key)
+    return ids, keys
+
+
+# --- pass 2 ------------------------------------------------------------------------------------
+
+
+def _decide_all(
+    decider: _Decider,
+    spool: Spool,
+    summary: TransformSummary,
+    existing: set[uuid.UUID],
+    decided_keys: set[str],
+    log: EventLog,
+    progress: Progress | None,
+) -> None:
+    index, context = decider.index, decider.context
+    migration_map = index.migration_map
+    by_rank = {index.ranks[obj.name]: obj for obj in migration_map.objects}
+    for obj in migration_map.objects:
+        summary.objects[obj.name] = ObjectCounts(
+            obj.phase, obj.target, extracted=index.extracted[obj.name]
+        )
+    batch: list[Event] = []
+    done_keys: set[str] = set()
+    for rank in spool.ranks():
+        obj = by_rank[rank]
+        context.rank = rank
+        counts = summary.objects[obj.name]
+        count = 0
+        for event_id, key, payload in spool.read(rank):
+            count += 1
+            event = decider.decide(obj, key, uuid.UUID(event_id), payload)
+            _count(counts, event)
+            if event.type == RecordRejected.event_type:
+                context.rejected[obj.name].add(str(payload["source_key"]))
+            if event.event_id in existing:
+                summary.already_in_log += 1
+            elif key in decided_keys or key in done_keys:
+                summary.kept_earlier += 1
+            else:
+                batch.append(event)
+                done_keys.add(key)
+            if len(batch) >= _BATCH:
+                log.append(batch)
+                summary.appended += len(batch)
+                batch = []
+            if progress is not None and count % _BATCH == 0:
+                progress(obj.name, _BATCH)
+        if progress is not None:
+            progress(obj.name, count % _BATCH)
+    if batch:
+        log.append(batch)
+        summary.appended += len(batch)
+
+
+def _count(counts: ObjectCounts, event: Event) -> None:
+    if event.type == TransformDecided.event_type:
+        counts.decided += 1
+        counts.notes.update(reason_code(text) for text in event.payload["notes"])
+    else:
+        counts.rejected += 1
+        for field_name, reasons in event.payload["reasons"].items():
+            if field_name != rules.WARNINGS_KEY:
+                counts.reasons.update(reason_code(text) for text in reasons)
+
+
+@dataclass
+class _Record:
+    """What is being decided about one record."""
+
+    obj: ObjectMap
+    key: str
+    payload: Mapping[str, Any]
+    values: Mapping[str, Any]
+    columns: dict[str, Any] = field(default_factory=dict)
+    binds: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def source_key(self) -> str:
+        return str(self.payload["source_key"])
+
+    @property
+    def table(self) -> str:
+        return str(self.payload["table"])
+
+    def reject(self, column: str, reason: str) -> None:
+        self.errors.setdefault(column, []).append(reason)
+
+
+class _Decider:
+    """Turns one spooled record into its decision event."""
+
+    def __init__(self, index: RunIndex, run_id: str, map_hash: str, files: Path | None) -> None:
+        self.index = index
+        self.context = StageContext(index)
+        self._index = index
+        self._context = self.context
+        self._files = files
+        self._run_id = run_id
+        self._map_hash = map_hash
+        self._objects = {obj.name: obj for obj in index.migration_map.objects}
+        self._targets: dict[str, dict[str, rules.TargetColumn | None]] = {
+            obj.name: {c.target: rules.target_column(obj.target, c) for c in obj.columns}
+            for obj in index.migration_map.objects
+        }
+        self._money: dict[str, tuple[str, ...]] = {}
+        self._dates: dict[str, tuple[str, ...]] = {}
+        for name, spec in TABLES.items():
+            self._money[name] = tuple(c.name for c in spec.columns if c.kind is Kind.MONEY)
+            self._dates[name] = tuple(c.name for c in spec.columns if c.kind is Kind.DATETIME)
+
+    def decide(
+        self, obj: ObjectMap, key: str, source_event: uuid.UUID, payload: Mapping[str, Any]
+    ) -> Event:
+        record = _Record(obj, key, payload, payload["normalised"])
+        self._source_notes(record)
+        member = (obj.name, record.source_key)
+        if record.source_key not in self._index.object_keys[obj.name]:
+            record.reject(
+                obj.filter.column if obj.filter else "(filter)",
+                note(rules.FILTERED_OUT, _filter_text(obj)),
+            )
+            return self._event(record, source_event)
+        survivor = self._index.redirects.get(member)
+        if survivor is not None and member not in self._index.merged:
+            # the columns still run, so the rejection keeps every warning the record had
+            self._columns(record)
+            duplicate = note(
+                rules.DUPLICATE_OF,
+                f"{self._table_of(survivor[0])}:{survivor[1]}"
+                f" (same company by rule {self._index.migration_map.settings.duplicate_rule})",
+            )
+            record.errors = {"(record)": [duplicate], **record.errors}
+            return self._event(record, source_event)
+        self._columns(record)
+        self._open_item(record)
+        self._absorbed(record, member)
+        if survivor is not None:
+            self._merge_into(record, survivor)
+        return self._event(record, source_event, survivor)
+
+    # --- columns ---------------------------------------------------------------------------
+
+    def _columns(self, record: _Record) -> None:
+        for column in record.obj.columns:
+            if self._context.forward:
+                self._context.forward = []
+            sources = [record.values.get(source) for source in column.sources]
+            outcome = self._run(column, sources)
+            record.notes.extend(outcome.notes)
+            value, error = outcome.value, outcome.error
+            if error is None and isinstance(value, FileRef):
+                value, error = self._file(value)
+            self._place(record, column, column.target, value, error, sources)
+
+    def _run(self, column: ColumnMap, sources: Sequence[Any]) -> Outcome:
+        function = TRANSFORMS[column.transform]
+        try:
+            return function(sources, column.params, self._context)
+        except Exception as error:  # one bad value must not stop the run
+            return Outcome(
+                error=note(
+                    rules.TRANSFORM_ERROR,
+                    f"{column.transform} failed on {sources!r}: {type(error).__name__}: {error}",
+                )
+            )
+
+    def _file(self, ref: FileRef) -> tuple[str | None, str | None]:
+        """The Base64 body of an attachment file in the export's file store."""
+        if self._files is None:
+            return None, note(
+                rules.ATTACHMENT_MISSING, f"{ref.path}: no file store given (--files DIR)"
+            )
+        path = self._files / ref.path
+        try:
+            size = path.stat().st_size
+            if (size + 2) // 3 * 4 > rules.MAX_UPLOAD_BYTES:
+                return None, note(
+                    rules.ATTACHMENT_TOO_LARGE,
+                    f"{ref.path}: {size:,} bytes, over the {rules.MAX_UPLOAD_BYTES:,}-byte"
+                    " upload limit once Base64-encoded",
+                )
+            return base64.b64encode(path.read_bytes()).decode("ascii"), None
+        except OSError as error:
+            return None, note(rules.ATTACHMENT_MISSING, f"{path}: {error.strerror}")
+
+    def _place(
+        self,
+        record: _Record,
+        column: ColumnMap,
+        target: str,
+        value: Any,
+        error: str | None,
+        sources: Sequence[Any],
+    ) -> None:
+        if error is None and isinstance(value, Bind) and self._context.forward:
+            record.notes.append(
+                note(
+                    rules.FORWARD_LOOKUP,
+                    f"{target} points at {', '.join(self._context.forward)}, decided in a later"
+                    " phase; not bound on create",
+                )
+            )
+            return
+        if error is None and value is not None and not isinstance(value, Bind):
+            value, error = rules.validate(target, value, self._targets[record.obj.name].get(target))
+        if error is not None:
+            where = _where(column, sources)
+            if column.required:
+                record.reject(target, error + where)
+            else:
+                record.notes.append(f"{error}{where}; {rules.VALUE_DROPPED}")
+            return
+        if value is None:
+            if column.required:
+                missing = f"{target} has no value{_where(column, sources)}"
+                record.reject(target, note(rules.REQUIRED_MISSING, missing))
+            return
+        if isinstance(value, Bind):
+            record.binds[target] = str(value)
+        else:
+            record.columns[target] = value
+
+    # --- domain rules ----------------------------------------------------------------------
+
+    def _source_notes(self, record: _Record) -> None:
+        for finding in record.payload.get("findings") or []:
+            column = finding.get("column")
+            where = f"{column}: " if column else ""
+            record.notes.append(note(str(finding.get("kind")), f"{where}{finding.get('message')}"))
+        raw: Mapping[str, Any] = record.payload.get("raw") or {}
+        for column in self._money.get(record.table, ()):
+            value = raw.get(column)
+            if value is not None and rules.float_noise(value):
+                rounded = record.values.get(column)
+                record.notes.append(
+                    note(rules.FLOAT_NOISE, f"{column}: {value!r} rounded to {rounded}")
+                )
+        native = self._index.date_shapes.get(record.table)
+        for column in self._dates.get(record.table, ()):
+            shape = rules.date_shape(raw.get(column))
+            if shape is not None and native is not None and shape != native:
+                record.notes.append(
+                    note(
+                        rules.TEXT_DATE,
+                        f"{column}: {raw.get(column)!r} is written unlike the table's other dates;"
+                        f" read as {record.values.get(column)}",
+                    )
+                )
+
+    def _open_item(self, record: _Record) -> None:
+        if record.table != "RA":
+            return
+        values = record.values
+        gross = rules.cents(values.get("RBetrag")) + rules.cents(values.get("RMwst"))
+        code = values.get("Code")
+        paid = self._index.payments.get(code, 0) if isinstance(code, int) else 0
+        declared = {column.target for column in record.obj.columns}
+        for target, amount in zip(OPEN_ITEM_COLUMNS, (gross, paid, gross - paid), strict=True):
+            if target in declared:
+                record.columns[target] = amount / 100
+        recorded = rules.cents(values.get("BezSumme"))
+        if recorded != paid:
+            record.notes.append(
+                note(
+                    rules.PAYMENT_MISMATCH,
+                    f"BezSumme {rules.euros(recorded)} but the RABezSumme payments sum to"
+                    f" {rules.euros(paid)}; open amount {rules.euros(gross - paid)} is gross"
+                    f" {rules.euros(gross)} minus the payments",
+                )
+            )
+
+    def _absorbed(self, record: _Record, member: tuple[str, str]) -> None:
+        for name, key in self._index.absorbed.get(member, []):
+            other = f"{self._table_of(name)}:{key}"
+            if (name, key) in self._index.merged:
+                record.notes.append(
+                    note(rules.SUPPLIER_MERGED, f"{other} is the same company; one account")
+                )
+            else:
+                record.notes.append(
+                    note(rules.DUPLICATE_MERGED, f"{other} is a duplicate of this record")
+                )
+
+    def _merge_into(self, record: _Record, survivor: tuple[str, str]) -> None:
+        owner = self._objects[survivor[0]]
+        theirs = {column.target for column in owner.columns}
+        dropped = sorted(target for target in (*record.columns, *record.binds) if target in theirs)
+        record.columns = {k: v for k, v in record.columns.items() if k not in theirs}
+        record.binds = {k: v for k, v in record.binds.items() if k not in theirs}
+        record.notes.append(
+            note(
+                rules.SUPPLIER_MERGED,
+                f"same company as {owner.primary_source}:{survivor[1]}; updates that account"
+                f" (kept its {', '.join(dropped) or 'columns'})",
+            )
+        )
+
+    # --- events ----------------------------------------------------------------------------
+
+    def _event(
+        self,
+        record: _Record,
+        source_event: uuid.UUID,
+        survivor: tuple[str, str] | None = None,
+    ) -> Event:
+        decision: EventPayload
+        if record.errors:
+            reasons = dict(record.errors)
+            if record.notes:
+                reasons[rules.WARNINGS_KEY] = list(record.notes)
+            decision = RecordRejected(reasons=reasons)
+        else:
+            table, key = (
+                (self._table_of(survivor[0]), survivor[1])
+                if survivor is not None
+                else (record.table, record.source_key)
+            )
+            decision = TransformDecided(
+                target_table=record.obj.target,
+                target_id=target_id(table, key),
+                payload=record.columns,
+                binds=record.binds,
+                notes=record.notes,
+            )
+        return Event.create(
+            decision,
+            run_id=self._run_id,
+            key=record.key,
+            cause=f"{record.payload['content_hash']}|{self._map_hash}",
+            phase=str(record.obj.phase),
+            causation_id=source_event,
+        )
+
+    def _table_of(self, object_name: str) -> str:
+        return self._objects[object_name].primary_source
+
+
+def _filter_text(obj: ObjectMap) -> str:
+    if obj.filter is None:
+        return f"not taken by {obj.name}"
+    shown = "" if obj.filter.value is None else f" {obj.filter.value!r}"
+    return f"no object takes it ({obj.name} needs {obj.filter.column} {obj.filter.op}{shown})"
+
+
+def _where(column: ColumnMap, sources: Sequence[Any]) -> str:
+    if not column.sources:
+        return ""
+    return f" (from {', '.join(column.sources)} = {_shown(sources)})"
+
+
+def _shown(values: Sequence[Any]) -> str:
+    text = ", ".join(repr(value) for value in values)
+    return text if len(text) <= 120 else text[:117] + "..."
