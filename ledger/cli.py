@@ -32,6 +32,9 @@ from ledger.events import EventDecodeError, Topic
 from ledger.log import EventLog, LogError, advance, open_log
 from ledger.settings import Settings
 from ledger.synthetic import synthetic_run
+from producers.mapping.cli import map_app
+from producers.mapping.schema_cli import schema_app
+from producers.mapping.transform_cli import transform_command
 from producers.work4all.cli import generate
 
 app = typer.Typer(
@@ -47,7 +50,10 @@ app.add_typer(log_app, name="log")
 app.add_typer(projections_app, name="projections")
 app.add_typer(config_app, name="config")
 app.add_typer(emulator_app, name="emulator")
+app.add_typer(map_app, name="map")
+app.add_typer(schema_app, name="schema")
 app.command("generate")(generate)
+app.command("transform")(transform_command)
 
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False)
