@@ -3,6 +3,10 @@
 Rows are streamed table by table and appended in batches, so memory does not grow with the
 export. Event ids derive from the run, the record key and the record's content hash: extracting
 the same export again in the same run produces the same ids, which the log skips.
+
+After the last table, an ``ExportRegistered`` event records where the export was (a database
+URL without its password), its form and the records per table: later stages find the export's
+attachment files through it (:func:`export_files`).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from ledger.event_types import SourceRecordExtracted
-from ledger.events import Event, content_hash
+from sqlalchemy.engine import make_url
+
+from ledger.event_types import ExportRegistered, SourceRecordExtracted
+from ledger.events import Event, Topic, content_hash
 from ledger.log import EventLog
 from producers.work4all.normalise import Normaliser, SourceRecord
 from producers.work4all.readers import open_export
@@ -86,9 +92,54 @@ def extract(
                 log.append(batch)
                 if progress is not None:
                     progress(name, len(batch))
+        log.append([_registered(export, summary, run_id)])
     finally:
         export.close()
     return summary
+
+
+def _location(export: Any) -> str:
+    """Where the export is, for people and later stages; a URL's password is never shown."""
+    text = str(export.location)
+    if "://" in text:
+        url = make_url(text)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return str(Path(str(url.database)).resolve())  # a SQLite export is a file
+        return url.render_as_string(hide_password=True)
+    return str(Path(text).resolve())
+
+
+def _registered(export: Any, summary: ExtractionSummary, run_id: str) -> Event:
+    payload = ExportRegistered(
+        location=_location(export), format=export.form, tables=dict(summary.records)
+    )
+    return Event.create(
+        payload, run_id=run_id, key=f"export:{run_id}", phase=EXTRACT_PHASE,
+        cause=f"{payload.location}|{content_hash(payload.tables)}",
+    )  # fmt: skip
+
+
+def registered_export(log: EventLog, run_id: str) -> ExportRegistered | None:
+    """The latest export registered for ``run_id``, if any."""
+    found: ExportRegistered | None = None
+    for stored in log.read([Topic.CONTROL]):
+        event = stored.event
+        if event.type == ExportRegistered.event_type and event.run_id == run_id:
+            found = ExportRegistered.model_validate(event.payload)
+    return found
+
+
+def export_files(log: EventLog, run_id: str) -> Path | None:
+    """The folder holding the attachment files of the run's export (None for a database URL).
+
+    The generator and work4all keep attachments below the export's folder: the CSV folder
+    itself, or the folder of the database file or workbook.
+    """
+    registered = registered_export(log, run_id)
+    if registered is None or "://" in registered.location:
+        return None
+    path = Path(registered.location)
+    return path if registered.format == "csv" and path.is_dir() else path.parent
 
 
 def _events(

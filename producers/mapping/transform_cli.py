@@ -21,6 +21,7 @@ from rich.table import Table
 from ledger.events import EventDecodeError
 from ledger.log import EventLog, LogError, open_log
 from ledger.settings import Settings
+from producers.extract import export_files
 from producers.mapping.gate import MapNotConfirmedError
 from producers.mapping.model import MapError, MigrationMap, load_map
 from producers.mapping.stage import TransformSummary, transform_run
@@ -77,7 +78,10 @@ def transform_command(
     run_id: Annotated[str, typer.Option("--run", help="Run whose records are decided.")] = "main",
     files: Annotated[
         Path | None,
-        typer.Option(help="The export's file store, for attachments (default: none)."),
+        typer.Option(
+            help="The export's file store, for attachments (default: the folder of the export"
+            " the run extracted)."
+        ),
     ] = None,
 ) -> None:
     """Decide every extracted record of a run: one TransformDecided or RecordRejected each.
@@ -88,6 +92,8 @@ def transform_command(
     migration_map = _map(map_file)
     settings = _settings()
     with _open_log(settings) as log:
+        if files is None:
+            files = export_files(log, run_id)
         summary = _run(log, migration_map, run_id, files)
     _print(summary, settings.log_url)
 

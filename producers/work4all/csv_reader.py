@@ -184,6 +184,7 @@ class CsvExport(Export):
     """A directory of ``<Table>.csv`` files, or a single CSV file holding one table."""
 
     position_unit = "line"
+    form = "csv"
 
     def __init__(self, path: Path) -> None:
         super().__init__(str(path))

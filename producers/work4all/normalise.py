@@ -18,7 +18,9 @@ kinds of :mod:`.tables` and the conventions of work4all (reference sections 1.2,
 - Custom fields: a ``Feld<N>`` column of a table is labelled by the ``IndividualFields`` row with
   that ``TableType`` and ``FieldNumber``; a combo's stored index becomes the option's text.
 
-A value that cannot be read becomes ``None`` with a :class:`Finding`; the row is still used.
+A value that cannot be read becomes ``None`` with a :class:`Finding`; the row is still used. A
+column the specification does not know (renamed or added by the installation) is kept as text
+under its own name, so a map can read it.
 """
 
 from __future__ import annotations
@@ -573,10 +575,13 @@ class Normaliser:
             # An installation may define more custom fields than the specification lists.
             for name in custom:
                 by_fold.setdefault(fold_name(name), Column(name, Kind.TEXT))
+            # A column the specification does not know (renamed, or added by the installation)
+            # is kept as text: a confirmed map may read it under its own name.
             columns = tuple(
                 (name, column, _parser(column, spec))
                 for name in header
-                if (column := by_fold.get(fold_name(name))) is not None
+                if name.strip()
+                for column in (by_fold.get(fold_name(name)) or Column(name.strip(), Kind.TEXT),)
             )
             plan = _Plan(spec, columns, custom)
             self._plans[(table, header)] = plan

@@ -22,7 +22,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Literal, Self
 
 from producers.work4all.errors import ExportError, Finding
 
@@ -65,6 +65,7 @@ class Export(ABC):
     """A work4all export: named tables whose rows can be streamed."""
 
     position_unit: ClassVar[str]
+    form: ClassVar[Literal["sql", "csv", "xlsx"]]
 
     def __init__(self, location: str) -> None:
         self.location = location

@@ -60,6 +60,7 @@ class SqlExport(Export):
     """A work4all database reachable by a SQLAlchemy URL or engine."""
 
     position_unit = "row in key order"
+    form = "sql"
 
     def __init__(self, url: str, *, engine: Engine | None = None, name: str | None = None) -> None:
         super().__init__(url)

@@ -3,7 +3,7 @@
 openpyxl's read-only mode builds an element per cell and reads about 2,700 work4all rows a
 second; a one-million-record workbook then takes most of an hour. A worksheet is machine-written,
 flat XML (``<sheetData>`` of ``<row>`` of ``<c>``), so this reader finds rows and cells with
-regular expressions over the decompressed stream, 1 MiB at a time, and applies the same rules
+regular expressions over the decompressed stream, 256 KiB at a time, and applies the same rules
 as openpyxl's parser with ``data_only=True``:
 
 - ``t="s"``: index into the shared strings; ``t="inlineStr"``: the ``<is>`` text (rich-text runs
@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from openpyxl.utils.datetime import from_excel
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18
 _P = r"(?:[A-Za-z_][\w.-]*:)?"  # an optional namespace prefix: <x:row>
 _ROW = re.compile(rf"<{_P}row\b([^>]*?)(?:/>|>(.*?)</{_P}row>)", re.S)
 _ROW_END = re.compile(rf"</{_P}row>")

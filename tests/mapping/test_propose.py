@@ -193,13 +193,10 @@ def renamed_export(
 
 
 def default_or_skip() -> MigrationMap:
-    """The shipped default map; the test is skipped while it does not exist yet."""
-    try:
-        from producers.mapping.default import default_map
-    except ImportError:
-        pytest.skip("producers.mapping.default is not there yet")
-    found: MigrationMap = default_map()
-    return found
+    """The shipped default map."""
+    from producers.mapping.default import default_map
+
+    return default_map()
 
 
 # ---- measuring ----------------------------------------------------------------------------------

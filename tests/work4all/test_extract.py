@@ -44,10 +44,14 @@ def test_every_record_becomes_one_event_and_a_second_run_appends_nothing(
 
     rows = _rows(export)
     assert summary.records == {table: n for table, n in rows.items() if table in summary.records}
-    assert len(first) == summary.total == again.total
+    records = [event for event in first if event.type == "SourceRecordExtracted"]
+    registered = [event for event in first if event.type == "ExportRegistered"]
+    assert len(records) == summary.total == again.total
+    assert len(registered) == 1
+    assert len(first) == len(records) + 1
+    assert registered[0].payload["tables"] == summary.records
     assert second == first
     assert len({event.event_id for event in first}) == len(first)
-    assert all(event.type == "SourceRecordExtracted" for event in first)
 
 
 def test_an_extracted_event_holds_raw_and_normalised_values_and_their_hash(

@@ -308,9 +308,10 @@ def test_a_row_without_key_is_flagged() -> None:
     assert [(f.kind, f.severity) for f in record.findings] == [("missing_key", "error")]
 
 
-def test_columns_the_specification_does_not_list_are_left_out() -> None:
-    record = Normaliser().record(_kunde(Code=5, Unbekannt="x"), "Kunden.csv")
-    assert "Unbekannt" not in record.values
+def test_columns_the_specification_does_not_list_are_kept_as_trimmed_text() -> None:
+    record = Normaliser().record(_kunde(Code=5, Unbekannt="  x  ", Tel=221), "Kunden.csv")
+    assert record.values["Unbekannt"] == "x"
+    assert record.values["Tel"] == "221"
 
 
 def test_column_names_match_despite_transliteration() -> None:
