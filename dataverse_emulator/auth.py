@@ -1,8 +1,9 @@
 """The Microsoft Entra ID side of the emulator: client-credentials tokens and their checks.
 
 Serves what ``msal.ConfidentialClientApplication`` reads (the tenant's OpenID configuration, the
-signing keys, the optional instance-discovery document) and the OAuth2 token endpoint, and checks
-the bearer tokens the Web API receives (reference section 1). msal accepts only https
+signing keys, the optional instance-discovery document) and the OAuth2 token endpoint, which takes a
+client secret or a certificate's signed client assertion, and checks the bearer tokens the Web API
+receives (reference section 1). msal accepts only https
 authorities, so a client that uses msal talks to an emulator started with TLS (see ``tls.py``).
 """
 
@@ -22,13 +23,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from dataverse_emulator.config import EmulatorConfig
+from dataverse_emulator.config import ClientCertificate, EmulatorConfig
 from dataverse_emulator.errors import DataverseError
 
 _ALGORITHM = "RS256"
 _DEFAULT_SUFFIX = "/.default"
 _UNAUTHORIZED_CODE = "0x0"  # reference 1.6 gives no body; framework-level errors use 0x0 (8.1)
 _CACHE_LIMIT = 4096
+_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# Entra's docs name RS256 with x5t and, now, PS256 with x5t#S256; msal sends either.
+_ASSERTION_ALGORITHMS = frozenset({"RS256", "PS256"})
+_TOKEN_PATHS = ("v2.0/token", "token")  # an assertion's aud: the v2 or the v1 token endpoint
 
 
 class TokenService:
@@ -49,6 +54,8 @@ class TokenService:
         }
         # Verifying RS256 on every request is the costliest step of a small request.
         self._verified: dict[str, tuple[str, float, str]] = {}
+        # (client id, jti) of accepted client assertions -> when the record may be dropped.
+        self._seen_assertions: dict[tuple[str, str], float] = {}
 
     def routes(self) -> list[BaseRoute]:
         """The Entra ID endpoints msal uses, under ``/{tenant}/`` (plus instance discovery)."""
@@ -276,25 +283,14 @@ class TokenService:
                 "administrator of the tenant or consented to by any user in the tenant. You may "
                 "have sent your authentication request to the wrong tenant.",
             )
-        if not secret:
-            return _oauth_error(
-                base,
-                401,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or "
-                "'client_secret'.",
-            )
-        if secret != self._config.clients[client_id]:
-            return _oauth_error(
-                base,
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is "
-                f"the client secret value, not the client secret ID, for a secret added to app "
-                f"'{client_id}'.",
-            )
+        registered = self._config.clients[client_id]
+        refusal = (
+            self._check_secret(base, client_id, registered, secret, form)
+            if isinstance(registered, str)
+            else self._check_assertion(base, tenant, client_id, registered, secret, form)
+        )
+        if refusal is not None:
+            return refusal
         scope = form.get("scope", "").strip()
         if not scope:
             return _missing_parameter(base, "scope")
@@ -331,6 +327,117 @@ class TokenService:
             headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
         )
 
+    def _check_secret(
+        self,
+        base: str,
+        client_id: str,
+        registered: str,
+        secret: str | None,
+        form: dict[str, str],
+    ) -> JSONResponse | None:
+        """``None`` when ``secret`` is the client's; otherwise Entra's refusal."""
+        if not secret:
+            if form.get("client_assertion"):
+                # The app has secrets only, so no key can match the assertion's thumbprint.
+                return _key_not_found(base, client_id, "no certificate is registered")
+            return _no_credential(base)
+        if secret != registered:
+            return _invalid_secret(base, client_id)
+        return None
+
+    def _check_assertion(
+        self,
+        base: str,
+        tenant: str,
+        client_id: str,
+        certificate: ClientCertificate,
+        secret: str | None,
+        form: dict[str, str],
+    ) -> JSONResponse | None:
+        """``None`` when the form carries a valid, fresh client assertion signed by the cert."""
+        assertion = form.get("client_assertion")
+        if not assertion or form.get("client_assertion_type") != _ASSERTION_TYPE:
+            if secret:  # the app has a certificate and no secrets
+                return _invalid_secret(base, client_id)
+            return _no_credential(base)
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.InvalidTokenError:
+            return _invalid_jwt(base, "JWT token is invalid or malformed.")
+        algorithm = header.get("alg")
+        if algorithm not in _ASSERTION_ALGORITHMS:
+            return _invalid_jwt(base, f"The JWT signing algorithm '{algorithm}' is not supported.")
+        presented = {"x5t#S256": header.get("x5t#S256"), "x5t": header.get("x5t")}
+        if not any(presented.values()):
+            return _key_not_found(base, client_id, "the assertion names no x5t or x5t#S256")
+        registered = {"x5t#S256": certificate.x5t_s256, "x5t": certificate.x5t}
+        # Each thumbprint the header names, and the emulator knows, must be the registered one.
+        # msal keeps the base64 padding ('='); the value is the same thumbprint either way.
+        compared = [(registered[n], str(t).rstrip("=")) for n, t in presented.items() if t]
+        compared = [(mine, theirs) for mine, theirs in compared if mine]
+        if not compared or any(mine != theirs for mine, theirs in compared):
+            used = next(t for t in presented.values() if t)
+            return _key_not_found(base, client_id, f"Thumbprint of key used by client: '{used}'")
+        leeway = self._config.assertion_leeway_s
+        try:
+            claims = jwt.decode(
+                assertion,
+                certificate.public_key,
+                algorithms=[str(algorithm)],
+                leeway=leeway,
+                options={"verify_aud": False, "require": ["aud", "exp", "iss", "sub", "jti"]},
+            )
+        except jwt.InvalidSignatureError:
+            return _oauth_error(
+                base,
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation.",
+            )
+        except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
+            return _out_of_time(base, assertion)
+        except jwt.InvalidTokenError as error:
+            return _invalid_jwt(base, f"JWT token is invalid or malformed: {error}.")
+        audience = claims["aud"]
+        audiences = audience if isinstance(audience, list) else [audience]
+        accepted = {_resource(f"{base}/{tenant}/oauth2/{path}") for path in _TOKEN_PATHS}
+        if not any(isinstance(a, str) and _resource(a) in accepted for a in audiences):
+            return _invalid_jwt(base, f"Token has an unexpected audience: '{audience}'.")
+        if claims["iss"] != client_id or claims["sub"] != client_id:
+            return _oauth_error(
+                base,
+                401,
+                "invalid_client",
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter.",
+            )
+        if self._config.reject_replayed_assertions and not self._first_use(
+            client_id, str(claims["jti"]), float(claims["exp"]) + leeway
+        ):
+            return _oauth_error(
+                base,
+                401,
+                "invalid_client",
+                50013,
+                f"Assertion is invalid: the jti '{claims['jti']}' was already used. A client "
+                "assertion can be presented once; sign a new one.",
+            )
+        return None
+
+    def _first_use(self, client_id: str, jti: str, until: float) -> bool:
+        """Records ``jti`` until ``until``; ``False`` if it is already recorded and current."""
+        now = time.time()
+        key = (client_id, jti)
+        seen = self._seen_assertions.get(key)
+        if seen is not None and seen > now:
+            return False
+        if len(self._seen_assertions) >= _CACHE_LIMIT:
+            for stale in [k for k, expiry in self._seen_assertions.items() if expiry <= now]:
+                del self._seen_assertions[stale]
+        self._seen_assertions[key] = until
+        return True
+
 
 def _oauth_error(base: str, status: int, error: str, number: int, text: str) -> JSONResponse:
     """An Entra ID error body: ``error``, ``error_description`` starting ``AADSTS<n>:`` and ids."""
@@ -353,6 +460,65 @@ def _oauth_error(base: str, status: int, error: str, number: int, text: str) -> 
         status_code=status,
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
+
+
+def _no_credential(base: str) -> JSONResponse:
+    return _oauth_error(
+        base,
+        401,
+        "invalid_client",
+        7000218,
+        "The request body must contain the following parameter: 'client_assertion' or "
+        "'client_secret'.",
+    )
+
+
+def _invalid_secret(base: str, client_id: str) -> JSONResponse:
+    return _oauth_error(
+        base,
+        401,
+        "invalid_client",
+        7000215,
+        "Invalid client secret provided. Ensure the secret being sent in the request is the "
+        f"client secret value, not the client secret ID, for a secret added to app "
+        f"'{client_id}'.",
+    )
+
+
+def _out_of_time(base: str, assertion: str) -> JSONResponse:
+    claims = jwt.decode(assertion, options={"verify_signature": False})
+    return _oauth_error(
+        base,
+        401,
+        "invalid_client",
+        700024,
+        f"Client assertion is not within its valid time range. Current time: "
+        f"{_entra_time(time.time())}, assertion valid from "
+        f"{_entra_time(claims.get('nbf', claims.get('iat')))}, expiry time of assertion "
+        f"{_entra_time(claims.get('exp'))}.",
+    )
+
+
+def _key_not_found(base: str, client_id: str, reason: str) -> JSONResponse:
+    return _oauth_error(
+        base,
+        401,
+        "invalid_client",
+        700027,
+        "The certificate with identifier used to sign the client assertion is not registered "
+        f"on application. [Reason - The key was not found., {reason}, app Id '{client_id}']",
+    )
+
+
+def _invalid_jwt(base: str, text: str) -> JSONResponse:
+    return _oauth_error(base, 401, "invalid_client", 50027, f"Invalid JWT token. {text}")
+
+
+def _entra_time(value: object) -> str:
+    """A timestamp as Entra writes it in AADSTS700024: ``MM/DD/YYYY HH:MM:SS`` UTC."""
+    if not isinstance(value, int | float):
+        return "(none)"
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%m/%d/%Y %H:%M:%S")
 
 
 def _missing_parameter(base: str, name: str) -> JSONResponse:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, cast
 
 import typer
 
-from dataverse_emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig
+from dataverse_emulator.config import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    ClientCertificate,
+    EmulatorConfig,
+)
 from dataverse_emulator.faults import parse_fault_spec
 from dataverse_emulator.server import RunningEmulator
 from dataverse_emulator.server import serve as serve_forever
@@ -16,13 +22,26 @@ from dataverse_emulator.server import serve as serve_forever
 emulator_app = typer.Typer(help="Run a local Dataverse Web API emulator.", no_args_is_help=True)
 
 
-def _clients(values: list[str]) -> dict[str, str]:
-    clients: dict[str, str] = {}
-    for value in values:
+def _clients(secrets: list[str], certificates: list[str]) -> dict[str, str | ClientCertificate]:
+    """Each ``ID:SECRET`` and ``ID:PEMFILE``; the default client when neither is given."""
+    clients: dict[str, str | ClientCertificate] = {}
+    for value in secrets:
         client_id, sep, secret = value.partition(":")
         if not sep or not client_id or not secret:
-            raise typer.BadParameter(f"expected ID:SECRET, got {value!r}")
+            raise typer.BadParameter(f"expected ID:SECRET, got {value!r}", param_hint="--client")
         clients[client_id] = secret
+    for value in certificates:
+        client_id, sep, path = value.partition(":")
+        if not sep or not client_id or not path:
+            raise typer.BadParameter(
+                f"expected ID:PEMFILE, got {value!r}", param_hint="--client-cert"
+            )
+        try:
+            clients[client_id] = ClientCertificate.from_pem(Path(path).read_bytes())
+        except (OSError, ValueError) as error:
+            raise typer.BadParameter(
+                f"cannot read a certificate from {path}: {error}", param_hint="--client-cert"
+            ) from error
     return clients or {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
 
 
@@ -66,6 +85,16 @@ def serve(
     fault_seed: Annotated[int, typer.Option(help="Seed for the fault draws.")] = 0,
     use_tls: Annotated[bool, typer.Option("--tls", help="Serve https (msal needs it).")] = False,
     client: Annotated[list[str] | None, typer.Option(help="ID:SECRET, repeatable.")] = None,
+    client_cert: Annotated[
+        list[str] | None,
+        typer.Option(help="ID:PEMFILE, repeatable: the client signs in with this certificate."),
+    ] = None,
+    reject_assertion_reuse: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse a client assertion's jti seen before it expired (Entra doesn't)."
+        ),
+    ] = False,
     time_scale: Annotated[float, typer.Option(help="Shrink the 300 s window by this.")] = 1.0,
     licence: Annotated[str, typer.Option(help="professional (15 custom tables) or enterprise.")] = (
         "enterprise"
@@ -89,7 +118,8 @@ def serve(
         host=host,
         port=port,
         db_path=db,
-        clients=_clients(client or []),
+        clients=_clients(client or [], client_cert or []),
+        reject_replayed_assertions=reject_assertion_reuse,
         limits_enabled=limits == "dataverse",
         time_scale=time_scale,
         faults=faults,
@@ -110,6 +140,16 @@ def _announce(running: RunningEmulator) -> None:
     typer.echo(f"Web API:        {running.base_url}")
     typer.echo(f"Token endpoint: {running.token_url}")
     typer.echo(f"Authority:      {running.authority}")
-    typer.echo(f"Clients:        {', '.join(running.config.clients)} (secrets as configured)")
+    typer.echo(f"Clients:        {_describe_clients(running.config.clients)}")
     if running.cert_path is not None:
         typer.echo(f"Certificate:    {running.cert_path}")
+
+
+def _describe_clients(clients: Mapping[str, str | ClientCertificate]) -> str:
+    """Each client id with how it signs in, never the secret itself."""
+    return ", ".join(
+        f"{client_id} (secret)"
+        if isinstance(credential, str)
+        else f"{client_id} (certificate x5t {credential.x5t or '?'})"
+        for client_id, credential in clients.items()
+    )

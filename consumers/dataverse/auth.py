@@ -9,6 +9,7 @@ from the certificate). Tokens are cached by msal and renewed before they expire;
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -170,7 +171,7 @@ class MsalTokenProvider:
                 authority=self._authority,
                 # Only Entra's own hosts are known to instance discovery (the emulator is not).
                 instance_discovery=None if host in _MICROSOFT_AUTHORITY_HOSTS else False,
-                http_client=self._http_client,
+                http_client=None if self._http_client is None else _MsalHttp(self._http_client),
             )
         except httpx.HTTPError as error:
             raise DataverseUnreachableError(
@@ -199,6 +200,43 @@ class MsalTokenProvider:
             if isinstance(secret, SecretStr) and secret.get_secret_value():
                 text = text.replace(secret.get_secret_value(), "**********")
         return text
+
+
+class _MsalHttp:
+    """An httpx client as msal's ``http_client``: msal's ``bytes`` form values are posted as text.
+
+    msal passes the signed client assertion as ``bytes``, which httpx would form-encode as
+    ``b'...'``; every other argument, and the client's trust, timeouts and pool, pass through.
+    """
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def post(
+        self,
+        url: str,
+        params: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """POST ``data`` (a form dict, its bytes values decoded) as httpx would."""
+        if isinstance(data, Mapping):
+            data = {
+                name: value.decode("utf-8") if isinstance(value, bytes) else value
+                for name, value in data.items()
+            }
+        return self._http.post(url, params=params, data=data, headers=headers, **kwargs)
+
+    def get(
+        self,
+        url: str,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """GET, unchanged (msal's authority and OpenID discovery)."""
+        return self._http.get(url, params=params, headers=headers, **kwargs)
 
 
 def _describe(error: httpx.HTTPError) -> str:

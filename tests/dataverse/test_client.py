@@ -25,7 +25,7 @@ from consumers.dataverse.errors import (
     DataverseError,
     DataverseUnreachableError,
 )
-from dataverse_emulator.config import DEFAULT_CLIENT_ID
+from dataverse_emulator.config import DEFAULT_CLIENT_ID, ClientCertificate
 from dataverse_emulator.server import RunningEmulator
 from ledger.settings import Settings
 from tests.dataverse.conftest import StartEmulator, settings_for
@@ -267,12 +267,34 @@ def test_a_certificate_file_without_a_certificate_is_refused_by_name(tmp_path: P
         CertificateCredential(path).for_msal()
 
 
-def test_a_certificate_credential_signs_a_client_assertion_for_the_authority(
+def test_a_certificate_credential_signs_in_and_opens_the_web_api(
+    start: StartEmulator, tmp_path: Path
+) -> None:
+    # msal signs a client assertion with the key; the emulator checks it against the certificate.
+    pem, _ = _certificate_pem(b"pem-password-2")
+    path = tmp_path / "app.pem"
+    path.write_bytes(pem)
+
+    with start(clients={DEFAULT_CLIENT_ID: ClientCertificate.from_pem(pem)}) as emulator:
+        settings = settings_for(
+            emulator,
+            tmp_path,
+            client_secret=None,
+            certificate_path=path,
+            certificate_password=SecretStr("pem-password-2"),
+        )
+        with client_from_settings(settings) as client:
+            accounts = client.get("accounts", {"$top": "1"})
+
+    assert "value" in accounts
+    assert client.stats.statuses == {200: 1}
+
+
+def test_an_unregistered_certificate_is_an_auth_error_naming_neither_key_nor_password(
     emulator: RunningEmulator, tmp_path: Path
 ) -> None:
-    # msal signs a client assertion with the key; the emulator (a client-secret authority)
-    # refuses it, so the refusal is an auth error that names neither key nor password.
-    pem, _ = _certificate_pem(b"pem-password-2")
+    # The shared emulator knows this client by its secret only: no certificate can match.
+    pem, _ = _certificate_pem(b"pem-password-3")
     path = tmp_path / "app.pem"
     path.write_bytes(pem)
     settings = settings_for(
@@ -280,13 +302,14 @@ def test_a_certificate_credential_signs_a_client_assertion_for_the_authority(
         tmp_path,
         client_secret=None,
         certificate_path=path,
-        certificate_password=SecretStr("pem-password-2"),
+        certificate_password=SecretStr("pem-password-3"),
     )
 
     with client_from_settings(settings) as client, pytest.raises(DataverseAuthError) as raised:
         client.get("accounts")
 
-    assert "pem-password-2" not in str(raised.value)
+    assert "AADSTS700027" in str(raised.value)
+    assert "pem-password-3" not in str(raised.value)
     assert "PRIVATE KEY" not in str(raised.value)
 
 
