@@ -103,6 +103,30 @@ class PhaseReconciled(EventPayload):
 
 
 @event_type
+class StageCompleted(EventPayload):
+    """A worker finished a stage of a phase (Kafka mode: the next stage's cue)."""
+
+    event_type = "StageCompleted"
+    topic = Topic.CONTROL
+
+    stage: Literal["write", "verify"]
+    phase_number: int
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+@event_type
+class WorkersStopRequested(EventPayload):
+    """Every worker of the run (or of the named stages) is asked to finish and exit."""
+
+    event_type = "WorkersStopRequested"
+    topic = Topic.CONTROL
+
+    stages: list[str] = Field(default_factory=list)
+    """empty: every stage."""
+    reason: str = ""
+
+
+@event_type
 class RollbackPlanned(EventPayload):
     """The exact list of actions a rollback will take."""
 
@@ -204,6 +228,26 @@ class DestinationWritten(EventPayload):
     target_id: str
     op: Literal["create", "update"]
     before_image: JsonObject | None = None
+
+
+@event_type
+class DestinationWriteIntended(EventPayload):
+    """A writer is about to write this row; appended before the request is sent.
+
+    After a crash, a row found in Dataverse with an intent ``op="create"`` is one the run created
+    (recorded as a create, never as an update of someone else's row); an intent's
+    ``before_image`` is the row as it was before the run touched it. ``steps`` name what follows
+    the create or update in the same changeset (``SetState 1/5``, ``WinOpportunity``, ``Publish``).
+    """
+
+    event_type = "DestinationWriteIntended"
+    topic = Topic.WRITES
+
+    target_table: str
+    target_id: str
+    op: Literal["create", "update"]
+    before_image: JsonObject | None = None
+    steps: list[str] = Field(default_factory=list)
 
 
 @event_type

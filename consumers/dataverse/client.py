@@ -176,14 +176,19 @@ class DataverseClient:
         params: Mapping[str, str] | None = None,
         json_body: object = None,
         headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
-        """Send one request, retrying transient failures; :class:`DataverseError` otherwise."""
+        """Send one request, retrying transient failures; :class:`DataverseError` otherwise.
+
+        ``content`` is a raw body (a ``$batch`` envelope) sent instead of ``json_body``; its
+        Content-Type comes in ``headers``.
+        """
         url = path if path.startswith(("http://", "https://")) else self.base_url + path.lstrip("/")
-        content = None if json_body is None else json.dumps(json_body).encode("utf-8")
         base_headers = dict(_ODATA_HEADERS)
         if method == "GET":
             base_headers["If-None-Match"] = "null"  # reference 2.1: no cached results
-        if content is not None:
+        if content is None and json_body is not None:
+            content = json.dumps(json_body).encode("utf-8")
             base_headers["Content-Type"] = "application/json; charset=utf-8"
         attempt = 0
         refreshed = False

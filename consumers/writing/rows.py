@@ -1,0 +1,205 @@
+"""What one decided row becomes on the wire: bodies, the state step after them, before-images.
+
+Dataverse creates records in their default state (``statecode`` is not valid for create,
+reference 9.5), so a decision's ``statecode``/``statuscode`` are the state the row must *end* in:
+
+* activities, accounts, contacts: created open, then ``PATCH {statecode, statuscode}``
+  (SetState) when the wanted state is not the open one; an open state's ``statuscode`` is valid
+  on create and stays in the body;
+* products: created in Draft, then published (``PATCH {"statecode":0,"statuscode":1}``) or
+  retired, always (reference 10.4: a product must be published to be sold);
+* opportunities: won or lost with ``WinOpportunity``/``LoseOpportunity`` (reference 10.3), whose
+  ``opportunityclose`` activity gets the deterministic id :func:`close_activity_id`, so a rollback
+  can find it and a retry never makes a second one.
+
+The writer sends a create and its step in one changeset, so the two are written together or not
+at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.events import deterministic_id
+from producers.mapping.rules import entity_set
+
+ACTIVITY_TABLES = frozenset(
+    {"phonecall", "task", "appointment", "email", "letter", "fax", "opportunityclose"}
+)
+
+BULK_TABLES = frozenset(
+    {
+        "account",
+        "opportunity",
+        "opportunityproduct",
+        "quote",
+        "quotedetail",
+        "pricelevel",
+        "productpricelevel",
+    }
+)
+"""Standard tables whose reference pages list CreateMultiple/UpdateMultiple (reference 6.1).
+
+Custom tables (a publisher prefix: ``w4a_openitem``) have them too; every other table is
+written with ``$batch``.
+"""
+
+_CREATE_ONLY = frozenset({"overriddencreatedon"})
+_POLYMORPHIC = ("parentcustomerid", "customerid", "regardingobjectid", "objectid", "partyid")
+
+
+def primary_id(table: str) -> str:
+    """The primary-key column of ``table`` (activities share ``activityid``)."""
+    return "activityid" if table in ACTIVITY_TABLES else f"{table}id"
+
+
+def supports_bulk(table: str) -> bool:
+    """Whether the writer uses CreateMultiple/UpdateMultiple for ``table``."""
+    return table in BULK_TABLES or "_" in table
+
+
+def close_activity_id(opportunity_id: str) -> str:
+    """The id of the ``opportunityclose`` activity that closing this opportunity creates."""
+    return str(deterministic_id("opportunityclose", opportunity_id.lower()))
+
+
+@dataclass(frozen=True)
+class Step:
+    """What must follow the create (or update) of a row: a state change or a close action."""
+
+    state: int
+    status: int | None
+    close: bool = False
+    """True: ``WinOpportunity`` (state 1) or ``LoseOpportunity`` (state 2); else SetState."""
+
+    @property
+    def name(self) -> str:
+        """How intents and failure messages name the step."""
+        if self.close:
+            return "WinOpportunity" if self.state == 1 else "LoseOpportunity"
+        return f"SetState {self.state}/{self.status if self.status is not None else '-'}"
+
+
+def step_of(table: str, payload: Mapping[str, Any], *, create: bool) -> Step | None:
+    """The state step a row of ``table`` with ``payload`` needs after its create or update.
+
+    An update sets the state in its own body (a PATCH may), except an opportunity's close.
+    """
+    state, status = payload.get("statecode"), payload.get("statuscode")
+    if table == "product":
+        if not create:
+            return None
+        state = 0 if state is None else int(state)
+        return Step(state, status if status is not None else (1 if state == 0 else 2))
+    if state is None:
+        return None
+    if table == "opportunity" and state in (1, 2):
+        return Step(int(state), status, close=True)
+    if not create or state == 0:
+        return None
+    return Step(int(state), status)
+
+
+def body_of(
+    table: str, payload: Mapping[str, Any], binds: Mapping[str, str], *, create: bool
+) -> dict[str, Any]:
+    """The create or update body: the payload's columns and ``<nav>@odata.bind`` lookups."""
+    step = step_of(table, payload, create=create)
+    body: dict[str, Any] = {}
+    for column, value in payload.items():
+        if not create and column in _CREATE_ONLY:
+            continue
+        if column in ("statecode", "statuscode") and (create or step is not None):
+            # on create, only an open state's status is valid (reference 9.5)
+            if create and column == "statuscode" and step is None and table != "product":
+                body[column] = value
+            continue
+        body[column] = value
+    for navigation, reference in binds.items():
+        body[f"{navigation}@odata.bind"] = reference
+    return body
+
+
+def step_request(
+    table: str, row_id: str, payload: Mapping[str, Any], step: Step
+) -> tuple[str, str, dict[str, Any]]:
+    """(method, path, body) of the request that performs ``step`` on the row."""
+    if step.close:
+        won = step.state == 1
+        close: dict[str, Any] = {
+            "activityid": close_activity_id(row_id),
+            "subject": ("Won: " if won else "Lost: ") + str(payload.get("name") or row_id)[:190],
+            "opportunityid@odata.bind": f"/opportunities({row_id})",
+        }
+        if payload.get("actualvalue") is not None:
+            close["actualrevenue"] = payload["actualvalue"]
+        if payload.get("actualclosedate") is not None:
+            close["actualend"] = payload["actualclosedate"]
+        status = step.status if step.status is not None else (3 if won else 4)
+        action = "WinOpportunity" if won else "LoseOpportunity"
+        return "POST", action, {"Status": status, "OpportunityClose": close}
+    body: dict[str, Any] = {"statecode": step.state}
+    if step.status is not None:
+        body["statuscode"] = step.status
+    return "PATCH", f"{entity_set(table)}({row_id})", body
+
+
+def lookup_column(navigation: str) -> str:
+    """The lookup column a navigation property sets (``parentcustomerid_account`` → the
+    ``parentcustomerid`` column)."""
+    for column in _POLYMORPHIC:
+        if navigation.startswith(column + "_"):
+            return column
+    return navigation
+
+
+def read_columns(body: Mapping[str, Any]) -> list[str]:
+    """The ``$select`` names that read back what ``body`` writes (lookups as ``_x_value``)."""
+    names: list[str] = []
+    for name in body:
+        if name.endswith("@odata.bind"):
+            names.append(f"_{lookup_column(name.removesuffix('@odata.bind'))}_value")
+        elif "@" not in name:
+            names.append(name)
+    return names
+
+
+def before_image(body: Mapping[str, Any], row: Mapping[str, Any], *, state: bool) -> dict[str, Any]:
+    """The row's values of every column ``body`` writes, as a body that restores them.
+
+    Lookups are ``<nav>@odata.bind`` to the row they pointed at (the navigation property is
+    adapted when a polymorphic lookup pointed at another table), or ``None`` when empty.
+    ``state`` adds the row's ``statecode``/``statuscode`` (the write changes the state).
+    """
+    image: dict[str, Any] = {}
+    for name, value in body.items():
+        if name.endswith("@odata.bind"):
+            navigation = name.removesuffix("@odata.bind")
+            column = lookup_column(navigation)
+            old = row.get(f"_{column}_value")
+            if old is None:
+                image[name] = None
+                continue
+            now_set = str(value).lstrip("/").split("(", 1)[0]
+            kind = row.get(f"_{column}_value@Microsoft.Dynamics.CRM.lookuplogicalname")
+            old_set = entity_set(str(kind)) if kind else now_set
+            if old_set != now_set and navigation != column:
+                now_table = next((t for t in _tables_of(now_set) if t in navigation), "")
+                if now_table and kind:
+                    navigation = navigation.replace(f"_{now_table}", f"_{kind}", 1)
+            image[f"{navigation}@odata.bind"] = f"/{old_set}({old})"
+        elif "@" not in name and name not in ("statecode", "statuscode"):
+            image[name] = row.get(name)
+    if state:
+        for name in ("statecode", "statuscode"):
+            if name in row:
+                image[name] = row.get(name)
+    return image
+
+
+def _tables_of(set_name: str) -> list[str]:
+    # entity_set is not invertible in general; the tables a bind can name are few
+    candidates = ("account", "contact", "opportunity", "systemuser", "team", "phonecall")
+    return [table for table in candidates if entity_set(table) == set_name]
