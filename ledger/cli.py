@@ -26,6 +26,9 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from consumers.migrate_cli import migrate_command, worker_app
+from consumers.verify_cli import verify_command
+from consumers.write_cli import write_command
 from dataverse_emulator.cli import emulator_app
 from ledger import __version__
 from ledger.events import EventDecodeError, Topic
@@ -54,6 +57,10 @@ app.add_typer(map_app, name="map")
 app.add_typer(schema_app, name="schema")
 app.command("generate")(generate)
 app.command("transform")(transform_command)
+app.command("write")(write_command)
+app.command("verify")(verify_command)
+app.command("migrate")(migrate_command)
+app.add_typer(worker_app, name="worker")
 
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False)
@@ -256,21 +263,19 @@ def demo(
         ".crmledger/demo-export"
     ),
 ) -> None:
-    """Run what works end to end so far: generate a work4all export, extract it, project it.
+    """Migrate a synthetic work4all Mandant into a local Dataverse emulator, end to end.
 
-    A seeded synthetic Mandant (with the default data-quality defects) is written as a SQLite
-    export, every record is extracted into the event log, and the projections are brought up to
-    date. Transform and the Dataverse writes are the next stages to land. Then try
-    `crmledger discover .crmledger/demo-export/work4all.db` or `crmledger log tail`.
+    Generates a seeded export (with data-quality defects) into WORKDIR, extracts it, starts the
+    bundled Dataverse emulator in this process over TLS (certificate and database in
+    .crmledger/, users seeded from the export's Mitarbeiter), confirms the default map as
+    "crmledger demo", then transforms, applies the schema and writes, verifies and reconciles
+    every phase behind its gate. Prints the reconciliation summary and the emulator's row counts,
+    and stops the emulator. Running it again resumes the same run ("demo"); delete .crmledger/
+    to start over.
     """
-    from producers.work4all.cli import ExportForm
+    from consumers.migrate_cli import demo_run
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    export = workdir / "work4all.db"
-    export.unlink(missing_ok=True)
-    generate(out=str(workdir), customers=customers, form=ExportForm.SQL, quiet=True)
-    extract(export=str(export), run_id="demo")
-    _run_projections(rebuild=False)
+    demo_run(customers, workdir, Path(".crmledger"), _settings())
 
 
 @app.command()

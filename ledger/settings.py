@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +19,37 @@ from pydantic_settings import (
 
 DEFAULT_LOG_URL = "sqlite:///.crmledger/ledger.db"
 DEFAULT_DB_URL = "sqlite:///.crmledger/projections.db"
+
+TARGET_FIELDS = (
+    "dataverse_url",
+    "tenant_id",
+    "authority_url",
+    "client_id",
+    "client_secret",
+    "certificate_path",
+    "certificate_password",
+    "dataverse_ca_file",
+)
+"""The Dataverse settings a named target (``[targets.NAME]``) may set."""
+
+
+class UnknownTargetError(ValueError):
+    """``--target NAME`` names no ``[targets.NAME]`` table of crmledger.toml."""
+
+
+class DataverseTarget(BaseModel):
+    """One named Dataverse environment: ``[targets.sandbox]``, ``[targets.production]``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataverse_url: str | None = None
+    tenant_id: str | None = None
+    authority_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    certificate_path: Path | None = None
+    certificate_password: SecretStr | None = None
+    dataverse_ca_file: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -52,6 +83,26 @@ class Settings(BaseSettings):
         default=None,
         description="PEM file of the CAs to trust for Dataverse and the authority (the emulator).",
     )
+    targets: dict[str, DataverseTarget] = Field(
+        default_factory=dict,
+        description="Named Dataverse environments ([targets.NAME] tables), picked by --target.",
+    )
+
+    gate_max_failed_share: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Phase gate: largest share of failed writes."
+    )
+    gate_max_rejected_share: float = Field(
+        default=0.10,
+        ge=0.0,
+        le=1.0,
+        description="Phase gate: largest share of records rejected (filtered out not counted).",
+    )
+    gate_max_mismatched: int = Field(
+        default=0, ge=0, description="Phase gate: records whose read-back may differ."
+    )
+    gate_require_verified: bool = Field(
+        default=True, description="Phase gate: every written record must be verified."
+    )
 
     @field_validator("log_url")
     @classmethod
@@ -72,14 +123,41 @@ class Settings(BaseSettings):
         """Arguments first, then the environment, then ``crmledger.toml``."""
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
+    def for_target(self, name: str | None) -> Settings:
+        """These settings with the Dataverse settings of ``[targets.NAME]`` in effect.
+
+        A target replaces every Dataverse setting (an unset one stays unset), so nothing of
+        another environment leaks into it; ``None`` keeps the top-level Dataverse settings.
+        """
+        if name is None:
+            return self
+        target = self.targets.get(name)
+        if target is None:
+            known = ", ".join(sorted(self.targets)) or "none configured"
+            raise UnknownTargetError(
+                f"no target {name!r} in crmledger.toml ([targets.{name}]); known: {known}"
+            )
+        return self.model_copy(update={field: getattr(target, field) for field in TARGET_FIELDS})
+
     def redacted(self) -> dict[str, Any]:
-        """The settings as plain values with every secret masked, for display."""
+        """The settings as plain values with every secret masked, for display.
+
+        Named targets appear as ``targets.NAME.field`` entries.
+        """
         shown: dict[str, Any] = {}
         for name, value in self:
-            if isinstance(value, SecretStr):
-                shown[name] = "**********"
-            elif value is None or isinstance(value, str | int | bool):
-                shown[name] = value
+            if name == "targets":
+                for target_name, target in sorted(self.targets.items()):
+                    for field, field_value in target:
+                        shown[f"targets.{target_name}.{field}"] = _shown(field_value)
             else:
-                shown[name] = str(value)
+                shown[name] = _shown(value)
         return shown
+
+
+def _shown(value: object) -> object:
+    if isinstance(value, SecretStr):
+        return "**********"
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)

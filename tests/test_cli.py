@@ -71,19 +71,24 @@ def test_rebuilding_a_log_of_200000_events_gives_identical_counts_twice(tmp_path
     assert "199,997 events counted" in second.stdout
 
 
-def test_the_demo_generates_extracts_and_projects_a_work4all_export(tmp_path: Path) -> None:
+def test_the_demo_migrates_a_work4all_export_and_a_second_run_appends_nothing(
+    tmp_path: Path,
+) -> None:
     result = crmledger(tmp_path, "demo", "--customers", "50")
+    first = crmledger(tmp_path, "log", "tail", "-n", "0").stdout.splitlines()
     again = crmledger(tmp_path, "demo", "--customers", "50")
     events = crmledger(tmp_path, "log", "tail", "-n", "0").stdout.splitlines()
 
     assert result.returncode == again.returncode == 0, result.stderr
-    assert "SourceRecordExtracted" in result.stdout
+    assert "the emulator holds" in result.stdout
     assert (tmp_path / ".crmledger" / "demo-export" / "work4all.db").exists()
-    extracted = [Event.from_json(line) for line in events]
-    assert extracted
-    assert {event.type for event in extracted} == {"SourceRecordExtracted"}
-    assert len({event.event_id for event in extracted}) == len(extracted)
-    assert any(event.key.startswith("Kunden:") for event in extracted)
+    recorded = [Event.from_json(line) for line in events]
+    assert len(events) == len(first)
+    assert {"SourceRecordExtracted", "DestinationWritten", "PhaseReconciled"} <= {
+        event.type for event in recorded
+    }
+    assert len({event.event_id for event in recorded}) == len(recorded)
+    assert any(event.key.startswith("Kunden:") for event in recorded)
 
 
 def test_log_tail_prints_one_json_event_per_line(tmp_path: Path) -> None:
