@@ -76,8 +76,10 @@ def create_app(config: EmulatorConfig, emulator: Emulator | None = None) -> ASGI
         empty = {name: 0 for name in core.schema.tables if name != ACTIVITY_SPACE}
         return JSONResponse(empty | core.store.counts())
 
-    async def digest(_: Request) -> JSONResponse:
-        return JSONResponse({"digest": await run_in_threadpool(core.store.digest)})
+    async def digest(request: Request) -> JSONResponse:
+        content = request.query_params.get("content", "false").lower() == "true"
+        digest = await run_in_threadpool(lambda: core.store.digest(content=content))
+        return JSONResponse({"digest": digest})
 
     async def stats(_: Request) -> JSONResponse:
         return JSONResponse(guard_holder[0].stats())

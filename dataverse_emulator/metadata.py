@@ -7,7 +7,9 @@ into the shared `Schema`, so records can use them in the next request. Metadata 
 a time, as Dataverse's customization lock makes them; the emulator queues instead of failing.
 
 What Dataverse knows but `schema.Column` does not hold (schema-name casing, labels, precision,
-object type codes of custom tables) is kept here, per emulator instance.
+object type codes of custom tables) is kept here. Every definition a write adds is also saved in the
+store's database (`Store.save_definition`), in order, and restored when an emulator starts on that
+database, so a restarted emulator serves the same schema as well as the same rows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import threading
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dataverse_emulator import odata
@@ -52,6 +54,8 @@ _CAST = re.compile(r"^(?:Microsoft\.Dynamics\.CRM\.)?(\w+AttributeMetadata)$")
 # Enum literals (`Microsoft.Dynamics.CRM.AttributeTypeCode'Picklist'`) compare as their names.
 _ENUM_LITERAL = re.compile(r"Microsoft\.Dynamics\.CRM\.\w+('(?:[^']|'')*')")
 _QUERY_OPTIONS = frozenset({"$select", "$filter", "$expand"})
+# Kinds of saved definitions (`Store.save_definition`).
+_TABLE, _COLUMN, _KEY = "table", "column", "key"
 
 # Built-in tables: (SchemaName, ObjectTypeCode, DisplayName, DisplayCollectionName).
 _BUILT_IN: dict[str, tuple[str, int, str, str]] = {
@@ -286,6 +290,7 @@ class MetadataApi:
         self._definitions: dict[str, _Definition] = {}
         # Keys whose index build met duplicate values: listed as Failed, never enforced.
         self._failed_keys: dict[str, dict[str, AlternateKey]] = {}
+        self._restore()
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -365,6 +370,7 @@ class MetadataApi:
             table.keys.pop(key.logical_name, None)
             self._failed_keys.get(table.logical_name, {}).pop(key.logical_name, None)
             self._definitions.pop(_key_key(table, key.logical_name), None)
+            self.records.store.delete_definition(_KEY, _key_key(table, key.logical_name))
             return Reply(204, {"OData-Version": "4.0"})
         raise _method_not_allowed(request.method)
 
@@ -558,8 +564,10 @@ class MetadataApi:
     def _create_column(self, request: ApiRequest, table: Table, ctx: RequestContext) -> Reply:
         body = _body(request)
         column, definition = _column_from(body)
-        table.add_column(column)
-        self._definitions[_column_key(table, column.name)] = definition
+        with self.records.store.transaction():
+            table.add_column(column)
+            self._definitions[_column_key(table, column.name)] = definition
+            self._save_column(table, column, definition)
         location = (
             f"{ctx.base_url}EntityDefinitions({self._entity_id(table)})"
             f"/Attributes({_id('attribute', table.logical_name, column.name)})"
@@ -597,19 +605,19 @@ class MetadataApi:
                 f"The entity key {schema_name} is {size} bytes; a key can't exceed "
                 f"{MAX_KEY_BYTES} bytes.",
             )
-        self._definitions[_key_key(table, key.logical_name)] = _Definition(
-            schema_name, display_name=_labels_from(body.get("DisplayName"))
-        )
+        definition = _Definition(schema_name, display_name=_labels_from(body.get("DisplayName")))
+        self._definitions[_key_key(table, key.logical_name)] = definition
         try:
             # Dataverse builds the unique index in a system job; the emulator builds it now.
             with self.records.store.transaction():
                 table.add_key(key)
                 self._index_existing_rows(table)
+                self._save_key(table, key, definition)
         except DuplicateKeyError:
             table.keys.pop(key.logical_name, None)
-            self._failed_keys.setdefault(table.logical_name, {})[key.logical_name] = replace(
-                key, status="Failed"
-            )
+            failed = replace(key, status="Failed")
+            self._failed_keys.setdefault(table.logical_name, {})[key.logical_name] = failed
+            self._save_key(table, failed, definition)
         except DataverseError:
             self._definitions.pop(_key_key(table, key.logical_name), None)
             raise
@@ -679,7 +687,7 @@ class MetadataApi:
                 "was not created.",
             )
         self.schema.add_table(table)
-        self._definitions[table.logical_name] = _Definition(
+        table_definition = _Definition(
             schema_name,
             display_name=_labels_from(body.get("DisplayName")),
             description=_labels_from(body.get("Description")),
@@ -688,9 +696,71 @@ class MetadataApi:
             has_activities=bool(body.get("HasActivities", False)),
             object_type_code=FIRST_CUSTOM_OBJECT_TYPE_CODE + self.schema.custom_table_count() - 1,
         )
-        for column, definition in columns:
-            self._definitions[_column_key(table, column.name)] = definition
+        self._definitions[table.logical_name] = table_definition
+        with self.records.store.transaction():
+            self.records.store.save_definition(
+                _TABLE,
+                table.logical_name,
+                {
+                    "table": table.logical_name,
+                    "entity_set": table.entity_set,
+                    "primary_name": table.primary_name,
+                    "ownership": table.ownership,
+                    "definition": asdict(table_definition),
+                },
+            )
+            for column, definition in columns:
+                self._definitions[_column_key(table, column.name)] = definition
+                self._save_column(table, column, definition)
         return _created(f"{ctx.base_url}EntityDefinitions({self._entity_id(table)})")
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def _save_column(self, table: Table, column: Column, definition: _Definition) -> None:
+        data = asdict(column)
+        data["options"] = list(column.options.items())  # a list keeps the option order
+        self.records.store.save_definition(
+            _COLUMN,
+            _column_key(table, column.name),
+            {"table": table.logical_name, "column": data, "definition": asdict(definition)},
+        )
+
+    def _save_key(self, table: Table, key: AlternateKey, definition: _Definition) -> None:
+        self.records.store.save_definition(
+            _KEY,
+            _key_key(table, key.logical_name),
+            {
+                "table": table.logical_name,
+                "schema_name": key.schema_name,
+                "columns": list(key.columns),
+                "status": key.status,
+                "definition": asdict(definition),
+            },
+        )
+
+    def _restore(self) -> None:
+        """Add back what metadata writes of earlier runs on this database defined, in order.
+
+        Key indexes are not rebuilt: their entries were saved with the rows.
+        """
+        for kind, name, data in self.records.store.definitions():
+            definition = _definition_of(data["definition"])
+            self._definitions[name] = definition
+            if kind == _TABLE:
+                table = _custom_table(
+                    data["table"], data["entity_set"], data["primary_name"], data["ownership"]
+                )
+                self.schema.add_table(table)
+                continue
+            table = self.schema.table(data["table"])
+            if kind == _COLUMN:
+                table.add_column(_column_of(data["column"]))
+            elif kind == _KEY:
+                key = AlternateKey(data["schema_name"], tuple(data["columns"]), data["status"])
+                if key.status == "Failed":
+                    self._failed_keys.setdefault(table.logical_name, {})[key.logical_name] = key
+                else:
+                    table.add_key(key)
 
     # -- publishing and CSDL ---------------------------------------------------------------
 
@@ -1218,6 +1288,30 @@ def _regarding_targets(tables: Iterable[Table]) -> frozenset[str]:
 def _id(*parts: str) -> str:
     # Stable ids: the same schema gives the same MetadataIds in every emulator run.
     return str(uuid.uuid5(_IDS, "/".join(parts)))
+
+
+def _column_of(data: Mapping[str, Any]) -> Column:
+    """A column as `_save_column` stored it."""
+    return Column(
+        **{
+            **data,
+            "type": AttributeType(data["type"]),
+            "required": RequiredLevel(data["required"]),
+            "options": {int(value): str(label) for value, label in data["options"]},
+            "targets": tuple(data["targets"]),
+        }
+    )
+
+
+def _definition_of(data: Mapping[str, Any]) -> _Definition:
+    """A definition as `asdict` stored it (label pairs come back as lists)."""
+    labels = ("display_name", "description", "display_collection_name")
+    return _Definition(
+        **{
+            **data,
+            **{name: tuple((str(t), int(c)) for t, c in data[name]) for name in labels},
+        }
+    )
 
 
 def _column_key(table: Table, column: str) -> str:

@@ -327,44 +327,98 @@ def parse_expand(text: str | None, table: Table, schema: Schema) -> list[Expand]
 # $filter
 
 
+@dataclass(frozen=True)
+class Equality:
+    """What a filter implies: every row it matches holds one of `values` in `column`.
+
+    Values are case-folded text (GUIDs are lower case already), so a store can find the candidate
+    rows through an index and test only those. `exact` says the filter is nothing but this test.
+    """
+
+    column: Column
+    values: frozenset[str]
+    exact: bool = True
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A parsed `$filter`: the predicate over stored rows, and an equality it implies, if any."""
+
+    predicate: Predicate
+    equality: Equality | None = None
+
+
 def parse_filter(text: str | None, table: Table) -> Predicate | None:
     """A predicate over stored rows, or None when there is no filter."""
+    parsed = plan_filter(text, table)
+    return None if parsed is None else parsed.predicate
+
+
+def plan_filter(text: str | None, table: Table) -> Filter | None:
+    """The filter's predicate and the equality it implies, or None when there is no filter."""
     if not text:
         return None
     tokens = _Tokens(text)
-    predicate = _or(tokens, table)
+    parsed = _or(tokens, table)
     if tokens.peek() is not None:
         raise bad_request(f"Syntax error at '{tokens.peek()[1]}' in $filter.")  # type: ignore[index]
-    return predicate
+    return parsed
 
 
-def _or(tokens: _Tokens, table: Table) -> Predicate:
+def _or(tokens: _Tokens, table: Table) -> Filter:
     left = _and(tokens, table)
     while tokens.at_word("or"):
         tokens.take()
         right = _and(tokens, table)
-        left = (lambda a, b: lambda row: a(row) or b(row))(left, right)
+        left = _either(left, right)
     return left
 
 
-def _and(tokens: _Tokens, table: Table) -> Predicate:
+def _either(left: Filter, right: Filter) -> Filter:
+    a, b = left.equality, right.equality
+    if a is None or b is None or a.column.name != b.column.name:
+        return Filter((lambda p, q: lambda row: p(row) or q(row))(left.predicate, right.predicate))
+    equality = Equality(a.column, a.values | b.values, a.exact and b.exact)
+    if equality.exact:
+        # `x eq 1 or x eq 2 or …` as one set lookup, not a chain of a hundred comparisons.
+        return Filter(_one_of(equality), equality)
+    return Filter(
+        (lambda p, q: lambda row: p(row) or q(row))(left.predicate, right.predicate), equality
+    )
+
+
+def _and(tokens: _Tokens, table: Table) -> Filter:
     left = _not(tokens, table)
     while tokens.at_word("and"):
         tokens.take()
         right = _not(tokens, table)
-        left = (lambda a, b: lambda row: a(row) and b(row))(left, right)
+        predicate = (lambda p, q: lambda row: p(row) and q(row))(left.predicate, right.predicate)
+        left = Filter(predicate, _narrower(left.equality, right.equality, table))
     return left
 
 
-def _not(tokens: _Tokens, table: Table) -> Predicate:
+def _narrower(a: Equality | None, b: Equality | None, table: Table) -> Equality | None:
+    """Either equality holds for a conjunction; the primary key's, or else the fewer values."""
+    if a is None or b is None:
+        return a or b
+    if b.column.name == table.primary_id and a.column.name != table.primary_id:
+        narrow = b
+    elif a.column.name == table.primary_id or len(a.values) <= len(b.values):
+        narrow = a
+    else:
+        narrow = b
+    return Equality(narrow.column, narrow.values, exact=False)
+
+
+def _not(tokens: _Tokens, table: Table) -> Filter:
     if tokens.at_word("not"):
         tokens.take()
-        inner = _not(tokens, table)
-        return lambda row: not inner(row)
+        inner = _not(tokens, table).predicate
+        return Filter(lambda row: not inner(row))
     return _primary(tokens, table)
 
 
-def _primary(tokens: _Tokens, table: Table) -> Predicate:
+def _primary(tokens: _Tokens, table: Table) -> Filter:
     token = tokens.peek()
     if token is not None and token[0] == "lp":
         tokens.take()
@@ -372,7 +426,7 @@ def _primary(tokens: _Tokens, table: Table) -> Predicate:
         tokens.expect("rp")
         return inner
     if token is not None and token[0] == "name" and token[1] in _FUNCTIONS:
-        return _function(tokens, table)
+        return Filter(_function(tokens, table))
     return _comparison(tokens, table)
 
 
@@ -393,7 +447,7 @@ def _function(tokens: _Tokens, table: Table) -> Predicate:
     return lambda row: (v := row.get(key)) is not None and v.casefold().endswith(wanted)
 
 
-def _comparison(tokens: _Tokens, table: Table) -> Predicate:
+def _comparison(tokens: _Tokens, table: Table) -> Filter:
     kind, text = tokens.peek() or ("", "")
     if kind == "name" and text not in ("true", "false", "null"):
         column = _readable(table, tokens.take()[1])
@@ -413,7 +467,15 @@ def _comparison(tokens: _Tokens, table: Table) -> Predicate:
             f"'{edm_type(column)}' and '{_literal_edm(raw)}' for operator kind '{operator}'.",
             "0x80060888",
         ) from None
-    return _compare(column, operator, value)
+    if operator == "eq" and isinstance(value, str):
+        equality = Equality(column, frozenset({value.casefold()}))
+        return Filter(_one_of(equality), equality)
+    return Filter(_compare(column, operator, value))
+
+
+def _one_of(equality: Equality) -> Predicate:
+    key, values = equality.column.name, equality.values
+    return lambda row: isinstance(v := row.get(key), str) and v.casefold() in values
 
 
 _MIRROR = {"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -429,7 +429,8 @@ class Records:
             if option.startswith("$") and option not in _QUERY_OPTIONS:
                 raise odata.bad_request(f"The query parameter '{option}' is not supported.")
         columns = odata.parse_select(options.get("$select"), target)
-        predicate = odata.parse_filter(options.get("$filter"), target)
+        parsed = odata.plan_filter(options.get("$filter"), target)
+        predicate = parsed.predicate if parsed is not None else None
         order = odata.parse_orderby(options.get("$orderby"), target)
         expands = odata.parse_expand(options.get("$expand"), target, self.schema)
         want_count = options.get("$count", "false").lower() == "true"
@@ -444,16 +445,12 @@ class Records:
                 raise odata.bad_request(f"Invalid value '{options['$top']}' for $top.") from None
         size = top if top is not None else (max_page_size or odata.MAX_PAGE_SIZE)
 
-        scan = (
-            {"space": ACTIVITY_SPACE}
-            if target.logical_name == ACTIVITY_SPACE
-            else {"table": target.logical_name}
-        )
         # In id order the next page starts after the last id, so later pages skip the scan head.
         after = cookie.after_id if cookie is not None and not order and not want_count else None
+        equality = parsed.equality if parsed is not None else None
         rows: list[Row] = []
         versions: dict[str, int] = {}
-        for _, version, row in self.store.scan(after=after, **scan):
+        for _, version, row in self._rows(target, equality, after):
             if predicate is None or predicate(row):
                 rows.append(row)
                 versions[row[target.primary_id]] = version
@@ -480,6 +477,46 @@ class Records:
             for row in page
         ]
         return result, next_cookie, count
+
+    def _rows(
+        self, table: Table, equality: odata.Equality | None, after: str | None
+    ) -> Iterable[tuple[str, int, Row]]:
+        """(table, version, row) of `table` in id order, after the id `after` if given.
+
+        With `equality`, an index may leave out rows that can't satisfy it; else all are read.
+        """
+        found = self._candidates(table, equality) if equality is not None else None
+        if found is None:
+            scan = (
+                {"space": ACTIVITY_SPACE}
+                if table.logical_name == ACTIVITY_SPACE
+                else {"table": table.logical_name}
+            )
+            return self.store.scan(after=after, **scan)
+        if after is None:
+            return found
+        return [item for item in found if item[2][table.primary_id] > after]
+
+    def _candidates(
+        self, table: Table, equality: odata.Equality
+    ) -> list[tuple[str, int, Row]] | None:
+        """The rows of `table` that may satisfy `equality`, in id order, read through an index.
+
+        None when no index serves the column.
+        """
+        column = equality.column
+        if column.name == table.primary_id:
+            found = self.store.get_many(table.space, equality.values)
+        elif column.type in _TERM_INDEXED and table.logical_name != ACTIVITY_SPACE:
+            # Built on the first equality query of a column, then kept up to date by every write.
+            self.store.index_column(table.logical_name, column.name)
+            row_ids = self.store.ids_with_terms(table.logical_name, column.name, equality.values)
+            found = self.store.get_many(table.space, row_ids)
+        else:
+            return None
+        if table.logical_name == ACTIVITY_SPACE:
+            return found  # the view holds every activity
+        return [item for item in found if item[0] == table.logical_name]
 
     def _represent(
         self,
@@ -614,7 +651,8 @@ class Records:
             row["exchangerate"] = 1.0
         if table.logical_name in _NUMBERED:
             column, prefix = _NUMBERED[table.logical_name]
-            row.setdefault(column, f"{prefix}-{uuid.uuid4().hex[:5].upper()}-{row_id[:4].upper()}")
+            number = uuid.uuid5(_USER_NAMESPACE, f"{column}:{row_id}").hex[:5].upper()
+            row.setdefault(column, f"{prefix}-{number}-{row_id[:4].upper()}")
         if table.is_activity:
             row["activitytypecode"] = table.logical_name
         self._derive(table, row)
@@ -771,9 +809,11 @@ class Records:
             assert stored is not None
             self.store.delete(target.space, stored[0], row_id)
             if target.is_activity:
+                party = self.schema.table("activityparty")
+                equality = odata.Equality(party.columns["activityid"], frozenset({row_id}))
                 parties = [
                     r["activitypartyid"]
-                    for _, _, r in self.store.scan(table="activityparty")
+                    for _, _, r in self._rows(party, equality, None)
                     if r.get("activityid") == row_id
                 ]
                 for party_id in parties:
@@ -1067,7 +1107,8 @@ class Records:
                 row["transactioncurrencyid"] = price_list.get("transactioncurrencyid")
 
     def _create_base_unit(self, schedule: Row, ctx: RequestContext) -> None:
-        unit_id = str(uuid.uuid4())
+        # Dataverse picks the id; derived from the group here, so equal writes give equal rows.
+        unit_id = str(uuid.uuid5(_USER_NAMESPACE, "baseuom:" + str(schedule["uomscheduleid"])))
         unit = {
             "uomid": unit_id,
             "name": schedule.get("baseuomname") or "Primary Unit",
@@ -1115,6 +1156,16 @@ class Records:
 
 _QUERY_OPTIONS = frozenset(
     {"$select", "$filter", "$orderby", "$top", "$count", "$expand", "$skiptoken"}
+)
+# Column types whose equality filters are answered from the store's term index.
+_TERM_INDEXED = frozenset(
+    {
+        AttributeType.STRING,
+        AttributeType.LOOKUP,
+        AttributeType.CUSTOMER,
+        AttributeType.OWNER,
+        AttributeType.UNIQUEIDENTIFIER,
+    }
 )
 
 

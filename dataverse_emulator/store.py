@@ -4,6 +4,13 @@ Rows live in one table keyed by (space, id): a table's space is its logical name
 activities share the `activitypointer` space, so an activityid is unique across activity tables.
 The store is thread-safe through one re-entrant lock; `transaction()` holds it and opens a
 SAVEPOINT, so a $batch changeset or a bulk message commits or rolls back as a whole.
+
+Two more things live in the same database, so they commit and roll back with the rows:
+
+* a term index: for the (table, column) pairs a query asked for by equality (`index_column`), the
+  case-folded text value of every row, so `$filter=x eq 'v' or x eq 'w'` reads only those rows;
+* schema definitions (`save_definition`): what the metadata API added at runtime, in the order it
+  was added, so a restarted emulator serves the same tables, columns and keys.
 """
 
 from __future__ import annotations
@@ -12,12 +19,14 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
+# Bound parameters per IN (…) list, well below SQLite's limit (32,766 since 3.32, 999 before).
+_MAX_PARAMETERS = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (
@@ -31,6 +40,19 @@ CREATE TABLE IF NOT EXISTS keys (
     PRIMARY KEY (tbl, key, value)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS keys_by_row ON keys (tbl, id);
+CREATE TABLE IF NOT EXISTS indexed_columns (
+    tbl TEXT NOT NULL, col TEXT NOT NULL,
+    PRIMARY KEY (tbl, col)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS terms (
+    tbl TEXT NOT NULL, col TEXT NOT NULL, term TEXT NOT NULL, id TEXT NOT NULL,
+    PRIMARY KEY (tbl, col, term, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS terms_by_row ON terms (tbl, id);
+CREATE TABLE IF NOT EXISTS definitions (
+    kind TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
 """
 
 
@@ -64,6 +86,7 @@ class Store:
         self._db.executescript(_SCHEMA)
         (self._version,) = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM rows").fetchone()
         self._depth = 0
+        self._indexed = self._load_indexed()
 
     def close(self) -> None:
         """Close the database."""
@@ -82,6 +105,7 @@ class Store:
             except BaseException:
                 self._db.execute(f"ROLLBACK TO {name}")
                 self._db.execute(f"RELEASE {name}")
+                self._indexed = self._load_indexed()  # an index made inside is rolled back too
                 raise
             else:
                 self._db.execute(f"RELEASE {name}")
@@ -104,10 +128,10 @@ class Store:
         keys: Mapping[str, str] | None = None,
     ) -> None:
         """Insert a row and its alternate-key values (DuplicateIdError, DuplicateKeyError)."""
-        if keys:
+        if keys or table in self._indexed:
             with self.transaction():
                 self._insert_row(space, table, row_id, data, version)
-                self._insert_keys(table, row_id, keys)
+                self._insert_keys(table, row_id, keys or {})
         else:
             with self._lock:
                 self._insert_row(space, table, row_id, data, version)
@@ -120,6 +144,7 @@ class Store:
             )
         except sqlite3.IntegrityError:
             raise DuplicateIdError(row_id) from None
+        self._insert_terms(table, row_id, data)
 
     def replace(
         self,
@@ -136,6 +161,9 @@ class Store:
                 "UPDATE rows SET data = ?, version = ? WHERE space = ? AND id = ?",
                 (_dumps(data), version, space, row_id),
             )
+            if table in self._indexed:
+                self._db.execute("DELETE FROM terms WHERE tbl = ? AND id = ?", (table, row_id))
+                self._insert_terms(table, row_id, data)
             if keys is not None:
                 self._db.execute("DELETE FROM keys WHERE tbl = ? AND id = ?", (table, row_id))
                 self._insert_keys(table, row_id, keys)
@@ -147,6 +175,8 @@ class Store:
                 "DELETE FROM rows WHERE space = ? AND id = ? AND tbl = ?", (space, row_id, table)
             )
             self._db.execute("DELETE FROM keys WHERE tbl = ? AND id = ?", (table, row_id))
+            if table in self._indexed:
+                self._db.execute("DELETE FROM terms WHERE tbl = ? AND id = ?", (table, row_id))
             return cursor.rowcount > 0
 
     def get(self, space: str, row_id: str) -> tuple[str, int, Row] | None:
@@ -158,6 +188,62 @@ class Store:
         if found is None:
             return None
         return found[0], found[1], json.loads(found[2])
+
+    def get_many(self, space: str, row_ids: Iterable[str]) -> list[tuple[str, int, Row]]:
+        """(table, version, data) of the rows with these ids in this space, in id order."""
+        wanted = sorted(set(row_ids))
+        found: list[tuple[str, int, Row]] = []
+        with self._lock:
+            for start in range(0, len(wanted), _MAX_PARAMETERS):
+                chunk = wanted[start : start + _MAX_PARAMETERS]
+                marks = ",".join("?" * len(chunk))
+                found.extend(
+                    (tbl, version, json.loads(data))
+                    for tbl, version, data in self._db.execute(
+                        f"SELECT tbl, version, data FROM rows WHERE space = ? AND id IN ({marks})"
+                        " ORDER BY id",
+                        (space, *chunk),
+                    )
+                )
+        return found
+
+    def index_column(self, table: str, column: str) -> None:
+        """Keep a term index of `column` in `table` from now on (building it from the rows)."""
+        with self.transaction():
+            if column in self._indexed.get(table, ()):
+                return
+            self._db.execute(
+                "INSERT INTO indexed_columns (tbl, col) VALUES (?, ?)", (table, column)
+            )
+            found = self._db.execute(
+                "SELECT id, json_extract(data, ?) FROM rows WHERE tbl = ?", (_path(column), table)
+            ).fetchall()
+            self._db.executemany(
+                "INSERT OR IGNORE INTO terms (tbl, col, term, id) VALUES (?, ?, ?, ?)",
+                (
+                    (table, column, value.casefold(), row_id)
+                    for row_id, value in found
+                    if isinstance(value, str)
+                ),
+            )
+            self._indexed = {**self._indexed, table: (*self._indexed.get(table, ()), column)}
+
+    def ids_with_terms(self, table: str, column: str, terms: Iterable[str]) -> list[str]:
+        """Ids of rows whose indexed `column` case-folds to one of `terms` (see `index_column`)."""
+        wanted = sorted(set(terms))
+        found: list[str] = []
+        with self._lock:
+            for start in range(0, len(wanted), _MAX_PARAMETERS):
+                chunk = wanted[start : start + _MAX_PARAMETERS]
+                marks = ",".join("?" * len(chunk))
+                found.extend(
+                    str(row_id)
+                    for (row_id,) in self._db.execute(
+                        f"SELECT id FROM terms WHERE tbl = ? AND col = ? AND term IN ({marks})",
+                        (table, column, *chunk),
+                    )
+                )
+        return found
 
     def find_by_key(self, table: str, key: str, value: str) -> str | None:
         """The id of the row holding this alternate-key value, or None."""
@@ -197,15 +283,64 @@ class Store:
             found = self._db.execute("SELECT tbl, COUNT(*) FROM rows GROUP BY tbl ORDER BY tbl")
             return {str(tbl): int(n) for tbl, n in found.fetchall()}
 
-    def digest(self) -> str:
-        """A SHA-256 over every row in (table, id) order: equal data gives an equal digest."""
+    def digest(self, *, content: bool = False) -> str:
+        """A SHA-256 over every row in (table, id) order: equal data gives an equal digest.
+
+        ``content``: leave out what only says *when* a row was written (row versions, the
+        modification time, the real insert time), so that the same writes made at other times,
+        or retried, give the same digest.
+        """
         sha = hashlib.sha256()
         with self._lock:
             for tbl, row_id, data in self._db.execute(
                 "SELECT tbl, id, data FROM rows ORDER BY tbl, id"
             ):
+                if content:
+                    data = _dumps(_content_of(json.loads(data)))
                 sha.update(f"{tbl}\x1f{row_id}\x1f{data}\x1e".encode())
         return sha.hexdigest()
+
+    def save_definition(self, kind: str, name: str, data: Row) -> None:
+        """Store a schema definition: a new one after all others, a changed one in its place."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO definitions (kind, name, seq, data) VALUES (?, ?, "
+                "(SELECT COALESCE(MAX(seq), 0) + 1 FROM definitions), ?) "
+                "ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data",
+                (kind, name, _dumps(data)),
+            )
+
+    def delete_definition(self, kind: str, name: str) -> None:
+        """Forget a schema definition."""
+        with self._lock:
+            self._db.execute("DELETE FROM definitions WHERE kind = ? AND name = ?", (kind, name))
+
+    def definitions(self) -> list[tuple[str, str, Row]]:
+        """(kind, name, data) of every stored schema definition, in the order they were added."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT kind, name, data FROM definitions ORDER BY seq"
+            ).fetchall()
+        return [(str(kind), str(name), json.loads(data)) for kind, name, data in found]
+
+    def _load_indexed(self) -> dict[str, tuple[str, ...]]:
+        indexed: dict[str, tuple[str, ...]] = {}
+        for tbl, col in self._db.execute("SELECT tbl, col FROM indexed_columns ORDER BY tbl, col"):
+            indexed[tbl] = (*indexed.get(tbl, ()), col)
+        return indexed
+
+    def _insert_terms(self, table: str, row_id: str, data: Row) -> None:
+        columns = self._indexed.get(table)
+        if not columns:
+            return
+        self._db.executemany(
+            "INSERT OR IGNORE INTO terms (tbl, col, term, id) VALUES (?, ?, ?, ?)",
+            (
+                (table, column, value.casefold(), row_id)
+                for column in columns
+                if isinstance(value := data.get(column), str)
+            ),
+        )
 
     def _insert_keys(self, table: str, row_id: str, keys: Mapping[str, str]) -> None:
         for key, value in keys.items():
@@ -216,6 +351,17 @@ class Store:
                 )
             except sqlite3.IntegrityError:
                 raise DuplicateKeyError(key) from None
+
+
+def _content_of(row: Row) -> Row:
+    volatile = {"versionnumber", "modifiedon", "overriddencreatedon"}
+    if "overriddencreatedon" not in row:
+        volatile.add("createdon")  # the real insert time; with an override it is the given one
+    return {name: value for name, value in row.items() if name not in volatile}
+
+
+def _path(column: str) -> str:
+    return '$."' + column + '"'
 
 
 def _dumps(data: Row) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from dataverse_emulator.config import DEFAULT_CLIENT_ID
@@ -52,3 +54,37 @@ def test_stats_count_each_clients_requests(emulator: RunningEmulator, api: httpx
     assert after["requests"] - before["requests"] == 3
     assert after["execution_ms"] > before["execution_ms"]
     assert after["throttled"] == 0
+
+
+def test_the_content_digest_ignores_when_rows_were_written(
+    emulator: RunningEmulator, api: httpx.Client
+) -> None:
+    schedule_id = str(uuid.uuid4())
+    api.post("uomschedules", json={"uomscheduleid": schedule_id, "name": new_key()})
+    account = api.post("accounts", json={"name": new_key()}).headers["OData-EntityId"]
+    before, content = (
+        _inspect(emulator, api, "digest"),
+        _inspect(emulator, api, "digest?content=true"),
+    )
+    api.patch(account, json={"name": new_key()})
+    api.patch(account, json={"name": "the same again"})
+    once = _inspect(emulator, api, "digest?content=true")
+    api.patch(account, json={"name": "the same again"})  # a retried write: a new version only
+
+    assert _inspect(emulator, api, "digest") != before
+    assert once != content
+    assert _inspect(emulator, api, "digest?content=true") == once
+
+
+def test_the_base_unit_of_a_unit_group_has_an_id_derived_from_the_group(
+    emulator: RunningEmulator, api: httpx.Client
+) -> None:
+    schedule_id = str(uuid.uuid4())
+    api.post("uomschedules", json={"uomscheduleid": schedule_id, "name": new_key()})
+
+    units = api.get(f"uoms?$filter=_uomscheduleid_value eq {schedule_id}&$select=uomid").json()
+    expected = uuid.uuid5(
+        uuid.UUID("7d3b1c5e-4a8e-4f0b-9a61-3c1e2f4d5a6b"), f"baseuom:{schedule_id}"
+    )
+
+    assert [row["uomid"] for row in units["value"]] == [str(expected)]
