@@ -357,7 +357,15 @@ def _content_of(row: Row) -> Row:
     volatile = {"versionnumber", "modifiedon", "overriddencreatedon"}
     if "overriddencreatedon" not in row:
         volatile.add("createdon")  # the real insert time; with an override it is the given one
-    return {name: value for name, value in row.items() if name not in volatile}
+    # Dataverse has no "absent" column: a column never written and one set to null (with the
+    # type of the lookup it no longer holds) are the same content.
+    return {
+        name: value
+        for name, value in row.items()
+        if name not in volatile
+        and value is not None
+        and not (name.endswith("@type") and row.get(name.removesuffix("@type")) is None)
+    }
 
 
 def _path(column: str) -> str:
