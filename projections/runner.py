@@ -17,8 +17,12 @@ from sqlalchemy import Connection, Engine, Table, delete, select, text
 from ledger.events import Topic
 from ledger.log import EventLog, Partition, StoredEvent, advance
 from projections.db import upsert
+from projections.delta_state import DeltaState
 from projections.event_counts import EventCounts
+from projections.records import RecordStates
+from projections.rollback_plan import RollbackPlan
 from projections.tables import projection_positions
+from projections.throughput import Throughput
 
 
 class Projection(Protocol):
@@ -34,7 +38,7 @@ class Projection(Protocol):
 
 def default_projections() -> list[Projection]:
     """Every projection crmledger maintains."""
-    return [EventCounts()]
+    return [EventCounts(), RecordStates(), RollbackPlan(), DeltaState(), Throughput()]
 
 
 Progress = Callable[[int], None]
