@@ -25,7 +25,9 @@ How a batch of up to ``batch_size`` records of one table is written:
    written; ``$batch`` otherwise, one changeset per record holding its create (or update) and
    the state step that must follow it (SetState, WinOpportunity/LoseOpportunity, product
    publish), sent with ``odata.continue-on-error``: a record is written completely or not at
-   all, and its failure names the step that failed.
+   all, and its failure names the step that failed. The throttle weighs each request as the
+   service's request limit counts it: a ``$batch`` 1 + its inner requests
+   (:func:`~consumers.writing.batch.service_requests`), a bulk message or a read 1.
 5. **Outcomes** are appended, one per record.
 
 Records already done (an outcome event in the log) are counted as ``already_done`` and not
@@ -436,7 +438,7 @@ class _PhaseWriter:
                 )
             )
 
-        response = self._call(send)
+        response = self._call(send, weight=batch.service_requests(changesets))
         sizes = [len(changeset) for changeset in changesets]
         parts = batch.decode(response.headers.get("content-type", ""), response.content, sizes)
         if len(parts) != len(changesets):
@@ -461,8 +463,12 @@ class _PhaseWriter:
                 found[str(row[pk]).lower()] = row
         return found
 
-    def _call(self, operation: Callable[[], T]) -> T:
-        return operation() if self._throttle is None else self._throttle.run(operation)
+    def _call(self, operation: Callable[[], T], weight: int = 1) -> T:
+        """``operation`` through the throttle, if any; ``weight`` is what the request counts
+        against the service's request limit (a read or a bulk message: 1)."""
+        if self._throttle is None:
+            return operation()
+        return self._throttle.run(operation, weight=weight)
 
     def _observe(self, response: httpx.Response) -> httpx.Response:
         if self._throttle is not None:

@@ -19,6 +19,14 @@ shared by a pool of writer threads keeps the client just under those limits:
   window sustains — and the pace grows slowly while it holds the workers back. Without it, a
   window-limited client bursts into every slot the window frees and is refused after each burst.
 
+The pace and the success rate behind it are counted in *weight*: requests as the service counts
+them against its request limit, not HTTP requests. Each request inside a ``$batch`` counts
+(reference 5.3, 13.11), so a ``$batch`` weighs 1 + its inner requests, while a read or a
+``CreateMultiple``/``UpdateMultiple`` weighs 1. Callers pass it: ``acquire(weight=n)``,
+``run(operation, weight=n)`` (1 by default). Counted in HTTP requests, a pace learned from
+``$batch``es of a hundred requests would hold the bulk requests after them to one a second.
+Concurrency is counted in HTTP requests: a ``$batch`` takes one of the 52 slots.
+
 :class:`RetryPolicy` and :meth:`Throttle.run` retry transient failures (429, 502, 503, 504,
 timeouts, dropped connections) a bounded number of times: the service's ``Retry-After`` first,
 otherwise exponential backoff with full jitter.
@@ -163,10 +171,12 @@ class ThrottleSettings:
     probe_slowdown: float = 8.0
     """Growth at or above the last refused level is then this many times slower."""
     rate_decrease: float = 0.9
-    """After a refusal, starts are paced at this share of the measured success rate."""
+    """After a refusal, starts are paced at this share of the measured success rate (weight
+    of successful requests per second)."""
     rate_growth_per_s: float = 0.02
     """The pace then grows by this fraction per second while the client uses it."""
     min_rate_per_s: float = 0.1
+    """The pace never falls below this much weight per second."""
     rate_window_s: float = SERVICE_WINDOW_S
     """The success rate that sets the pace is measured over this long."""
     display_window_s: float = 10.0
@@ -230,7 +240,8 @@ class ThrottleStats:
     dop_hint: int | None
     """The latest ``x-ms-dop-hint``, ``None`` before any response carried one."""
     rate_limit_per_s: float | None
-    """The pace of request starts, ``None`` while unpaced (before the first refusal)."""
+    """The pace of request starts in weight per second (requests as the service counts them),
+    ``None`` while unpaced (before the first refusal)."""
     paused_for_s: float
     """Seconds until a ``Retry-After`` pause ends, 0 when not paused."""
     requests: int
@@ -249,10 +260,13 @@ class ThrottleStats:
     """How many times the limit was cut."""
     requests_per_s: float
     """Requests that ended per second, over the display window."""
+    weight_succeeded: float = 0.0
+    """The weight of the requests that succeeded: requests as the service counts them."""
 
 
 class _RateMeter:
-    """Events per second over a sliding window, in bounded memory (60 buckets per window)."""
+    """Weight of events per second over a sliding window, in bounded memory (60 buckets per
+    window)."""
 
     def __init__(self, window_s: float) -> None:
         self._window_s = window_s
@@ -265,13 +279,13 @@ class _RateMeter:
         if self._since is None:
             self._since = now
 
-    def add(self, now: float) -> None:
+    def add(self, now: float, weight: float = 1.0) -> None:
         self.start(now)
         if self._buckets and now - self._buckets[-1][0] < self._bucket_s:
-            self._buckets[-1][1] += 1
+            self._buckets[-1][1] += weight
         else:
-            self._buckets.append([now, 1.0])
-        self._total += 1
+            self._buckets.append([now, weight])
+        self._total += weight
 
     def rate(self, now: float) -> float:
         while self._buckets and now - self._buckets[0][0] >= self._window_s:
@@ -284,17 +298,20 @@ class _RateMeter:
 
 
 class Slot:
-    """Permission for one request; release it with the request's outcome.
+    """Permission for one request of ``weight``; release it with the request's outcome.
 
     Used as a context manager it releases itself: with the outcome of an exception leaving the
     block, else with what :meth:`observe_response` saw, else as a success.
     """
 
-    def __init__(self, throttle: Throttle, epoch: int, fills: int, started_at: float) -> None:
+    def __init__(
+        self, throttle: Throttle, epoch: int, fills: int, started_at: float, weight: float = 1.0
+    ) -> None:
         self._throttle = throttle
         self.epoch = epoch
         self.fills = fills
         self.started_at = started_at
+        self.weight = weight
         self._seen: tuple[Outcome, float | None] | None = None
         self.released = False
 
@@ -342,6 +359,7 @@ class Throttle:
     Typical use by a writer's worker thread::
 
         result = throttle.run(lambda: client.post(path, body))
+        parts = throttle.run(send_batch, weight=1 + inner_requests)
 
     or, to handle retries itself::
 
@@ -381,16 +399,22 @@ class Throttle:
         self._successes = _RateMeter(self.settings.rate_window_s)
         self._ended = _RateMeter(self.settings.display_window_s)
         self._counts = dict.fromkeys(Outcome, 0)
+        self._weight_succeeded = 0.0
         self._retries = 0
         self._decreases = 0
 
     # -- admitting ------------------------------------------------------------------------
 
-    def acquire(self) -> Slot:
-        """Wait until a request may start and return its slot."""
+    def acquire(self, weight: float = 1.0) -> Slot:
+        """Wait until a request may start and return its slot.
+
+        ``weight`` is what the request counts against the service's request limit (a ``$batch``:
+        1 + its inner requests); the pace holds the next start back by ``weight / pace``.
+        """
+        _check_weight(weight)
         while True:
             with self._lock:
-                slot = self._admit()
+                slot = self._admit(weight)
                 if slot is not None:
                     return slot
                 wait = self._wait_locked()
@@ -399,10 +423,12 @@ class Throttle:
                     continue
             self._sleep(wait)
 
-    def try_acquire(self) -> Slot | None:
-        """A slot if a request may start now, else ``None`` (see :meth:`wait_s`)."""
+    def try_acquire(self, weight: float = 1.0) -> Slot | None:
+        """A slot for a request of ``weight`` if one may start now, else ``None`` (see
+        :meth:`wait_s`)."""
+        _check_weight(weight)
         with self._lock:
-            return self._admit()
+            return self._admit(weight)
 
     def wait_s(self) -> float | None:
         """Seconds until a pause or the pace lets the next request start; ``None`` when only a
@@ -410,18 +436,19 @@ class Throttle:
         with self._lock:
             return self._wait_locked() if self._admit_blocked() else 0.0
 
-    def _admit(self) -> Slot | None:
+    def _admit(self, weight: float) -> Slot | None:
         if self._admit_blocked():
             return None
         now = self._clock()
         self._successes.start(now)
-        slot = Slot(self, self._epoch, self._fills, now)
+        slot = Slot(self, self._epoch, self._fills, now, weight)
         self._in_flight += 1
         if self._in_flight >= self._current_limit():
             self._fills += 1
         if self._rate is not None:
-            # One request per 1/rate; idle time does not bank a burst.
-            self._next_start = max(self._next_start, now) + 1.0 / self._rate
+            # A request starts when the pace has paid for the one before; its own weight then
+            # holds the next one back. Idle time does not bank a burst.
+            self._next_start = max(self._next_start, now) + weight / self._rate
         return slot
 
     def _admit_blocked(self) -> bool:
@@ -482,7 +509,8 @@ class Throttle:
                 if slot.epoch == self._epoch:  # the first refusal since the last cut
                     self._cut(now, outcome, saturated=saturated)
             elif outcome is Outcome.SUCCESS:
-                self._successes.add(now)
+                self._successes.add(now, slot.weight)
+                self._weight_succeeded += slot.weight
                 if saturated:  # a limit the workers do not reach proves nothing by growing
                     self._grow_limit(now)
                 self._grow_rate(now, paced=now <= self._next_start)
@@ -540,8 +568,11 @@ class Throttle:
 
     # -- retrying ---------------------------------------------------------------------------
 
-    def run(self, operation: Callable[[], T], *, retry: RetryPolicy | None = None) -> T:
-        """Call ``operation`` in a slot, retrying transient failures; return its result.
+    def run(
+        self, operation: Callable[[], T], *, retry: RetryPolicy | None = None, weight: float = 1.0
+    ) -> T:
+        """Call ``operation`` in a slot of ``weight`` (see :meth:`acquire`), retrying transient
+        failures; return its result.
 
         A refusal with ``Retry-After`` is waited out by the pause every worker observes; other
         retryable failures wait a full-jitter backoff in this thread only. The last error is
@@ -550,7 +581,7 @@ class Throttle:
         policy = retry or self.retry
         told, other = 0, 0
         while True:
-            slot = self.acquire()
+            slot = self.acquire(weight)
             try:
                 result = operation()
             except Exception as error:
@@ -594,7 +625,13 @@ class Throttle:
                 retries=self._retries,
                 decreases=self._decreases,
                 requests_per_s=self._ended.rate(now),
+                weight_succeeded=self._weight_succeeded,
             )
+
+
+def _check_weight(weight: float) -> None:
+    if not (math.isfinite(weight) and weight > 0):
+        raise ValueError(f"a request's weight must be positive, not {weight!r}")
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

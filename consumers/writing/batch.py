@@ -53,6 +53,17 @@ class Part:
         return str(error.get("code") or ""), str(error.get("message") or "")
 
 
+def service_requests(changesets: Sequence[Sequence[Request]]) -> int:
+    """What a ``$batch`` of ``changesets`` counts against the service's request limit.
+
+    Every request inside a ``$batch``, changeset contents included, counts toward the service
+    protection limits (reference 5.3, 13.11). The reference does not say whether the ``$batch``
+    request itself counts too; it is an HTTP request like any other, so it is counted, as the
+    emulator does. A changeset stops at its failing request, so this is the most it can count.
+    """
+    return 1 + sum(len(changeset) for changeset in changesets)
+
+
 def encode(changesets: Sequence[Sequence[Request]], base_url: str) -> tuple[str, bytes]:
     """The Content-Type (with its boundary) and CRLF body of a ``$batch`` of ``changesets``."""
     batch = f"batch_{uuid.uuid4().hex}"

@@ -17,6 +17,7 @@ from consumers.dataverse.throttle import (
     outcome_of_error,
     retry_after_of,
 )
+from consumers.writing import batch
 from tests.dataverse.simulated_service import ServiceLimits, run_fixed, run_throttled
 
 
@@ -223,6 +224,78 @@ def test_a_window_refusal_paces_starts_below_the_measured_success_rate() -> None
     clock.now += 1
     throttle.acquire()
     assert throttle.wait_s() == pytest.approx(1 / rate)
+
+
+def test_the_pace_and_the_measured_rate_count_weight_not_http_requests() -> None:
+    clock = FakeClock()
+    throttle = throttle_with(clock, initial_limit=50, rate_decrease=0.9)
+    for _ in range(100):  # one $batch of 100 inner requests a second: 101 requests a second
+        throttle.acquire(weight=101).release()
+        clock.now += 1
+
+    throttle.acquire().release(Outcome.THROTTLED, retry_after=1)
+
+    assert throttle.stats().weight_succeeded == 100 * 101
+    assert throttle.stats().rate_limit_per_s == pytest.approx(0.9 * 101, rel=0.05)
+
+
+def test_a_heavy_request_holds_the_next_start_back_by_its_weight() -> None:
+    clock = FakeClock()
+    throttle = throttle_with(clock, initial_limit=50, rate_decrease=1.0)
+    for _ in range(100):  # 10 requests a second
+        throttle.acquire().release()
+        clock.now += 0.1
+    throttle.acquire().release(Outcome.THROTTLED, retry_after=1)
+    clock.now += 1
+    rate = throttle.stats().rate_limit_per_s
+    assert rate is not None
+
+    throttle.acquire(weight=20)
+
+    assert throttle.wait_s() == pytest.approx(20 / rate)
+
+
+def test_light_requests_after_heavy_ones_are_not_starved_by_the_pace() -> None:
+    clock = FakeClock()
+    throttle = throttle_with(clock, initial_limit=50, rate_decrease=0.9, rate_growth_per_s=0)
+    for _ in range(60):  # a $batch phase: one $batch of 100 inner requests a second
+        throttle.acquire(weight=101).release()
+        clock.now += 1
+    throttle.acquire(weight=101).release(Outcome.THROTTLED, retry_after=1)
+
+    started, light = clock.now, 0
+    while clock.now < started + 11:  # then a bulk phase: requests that weigh 1
+        throttle.acquire().release()
+        light += 1
+
+    # The window admitted ~101 requests a second; the pace lets ~91 of them start each second,
+    # not the ~1 HTTP request a second the $batch phase sent.
+    assert light >= 10 * 0.9 * 101 * 0.95
+
+
+def test_run_passes_the_weight_of_its_request_to_the_pace() -> None:
+    clock = FakeClock()
+    throttle = throttle_with(clock)
+
+    assert throttle.run(lambda: "ok", weight=7) == "ok"
+
+    assert throttle.stats().weight_succeeded == 7
+    assert throttle.stats().succeeded == 1
+
+
+@pytest.mark.parametrize("weight", [0, -1, float("nan"), float("inf")])
+def test_a_request_must_weigh_something(weight: float) -> None:
+    throttle = throttle_with(FakeClock())
+
+    with pytest.raises(ValueError, match="weight"):
+        throttle.acquire(weight=weight)
+
+
+def test_a_batch_counts_itself_and_every_request_of_its_changesets() -> None:
+    create = batch.Request("POST", "tasks", {"subject": "call back"})
+    close = batch.Request("PATCH", "tasks(1)", {"statecode": 1})
+
+    assert batch.service_requests([[create, close], [create], [create, close]]) == 1 + 5
 
 
 def test_a_concurrency_refusal_does_not_pace() -> None:
