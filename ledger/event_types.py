@@ -173,6 +173,8 @@ class SourceRecordChanged(EventPayload):
     normalised: JsonObject
     content_hash: str
     previous_hash: str | None = None
+    position: int | None = None
+    findings: list[JsonObject] = Field(default_factory=list)
 
 
 @event_type
@@ -310,3 +312,58 @@ class DestinationRestored(EventPayload):
     target_table: str
     target_id: str
     restored: JsonObject
+
+
+# --- delta: what a source deletion did in Dataverse ------------------------------------------
+
+
+@event_type
+class DestinationDeleteIntended(EventPayload):
+    """A delta run is about to delete this row because its source record was deleted.
+
+    Appended before the request is sent; ``before_image`` is the whole row as read (columns and
+    ``_<lookup>_value`` ids, no ``@`` annotations), so a crash between the intent and the delete
+    loses nothing a rollback needs. The key is the source key; ``causation_id`` the
+    ``SourceRecordDeleted`` event.
+    """
+
+    event_type = "DestinationDeleteIntended"
+    topic = Topic.WRITES
+
+    target_table: str
+    target_id: str
+    before_image: JsonObject
+
+
+@event_type
+class DestinationRowDeleted(EventPayload):
+    """A delta run deleted this row because its source record was deleted (not a rollback).
+
+    To undo it, re-create the row from ``before_image`` (same id); rollbacks record their own
+    deletions as ``DestinationDeleted``. A deactivation instead is a ``DestinationWritten``
+    ``op="update"`` whose ``before_image`` holds the previous ``statecode``/``statuscode``.
+    """
+
+    event_type = "DestinationRowDeleted"
+    topic = Topic.WRITES
+
+    target_table: str
+    target_id: str
+    before_image: JsonObject
+    reason: str = ""
+
+
+@event_type
+class SourceDeletionFlagged(EventPayload):
+    """A source record was deleted and its Dataverse row was left alone, flagged for the report.
+
+    ``reason`` says why: the ``flag`` setting, a row another record shares (a merged supplier),
+    or a row that is already gone. ``target_id`` is None when the record was never written.
+    """
+
+    event_type = "SourceDeletionFlagged"
+    topic = Topic.WRITES
+
+    target_table: str | None = None
+    target_id: str | None = None
+    reason: str

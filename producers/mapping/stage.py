@@ -35,6 +35,11 @@ Choices the map cannot express (documented here because reviewers ask):
 - **Findings**: every extraction finding becomes a note whose code is the finding's kind; float
   artefacts in raw money values (``float_noise``) and dates written unlike the rest of their
   table (``text_date``) are noted too.
+- **Delta runs** (:mod:`producers.delta`): pass 1 indexes the whole current source state (the
+  base run's records as the delta runs since changed them, deleted ones left out), and pass 2
+  decides every record of it, so lookups, duplicates and rejected parents come out as in a full
+  migration of the newer export; only the run's new and changed records
+  (``SourceRecordChanged``) are counted and appended.
 - A record that no object's filter takes is rejected (``filtered_out``), never skipped silently.
   Tables no object maps (``Mitarbeiter``, ``RABezSumme``, lookups) are reference data: read, not
   decided.
@@ -55,6 +60,7 @@ from typing import Any
 from ledger.event_types import RecordRejected, SourceRecordExtracted, TransformDecided
 from ledger.events import Event, EventPayload, Topic
 from ledger.log import EventLog
+from producers.delta import DeltaScope, delta_scope
 from producers.mapping import rules
 from producers.mapping.context import StageContext, target_id
 from producers.mapping.gate import require_confirmed
@@ -153,10 +159,12 @@ def transform_run(
     with tempfile.TemporaryDirectory(prefix="crmledger-transform-", dir=work_dir) as spool_dir:
         spool = Spool(Path(spool_dir))
         try:
-            index = _index(log, migration_map, run_id, spool, progress)
+            scope = delta_scope(log, run_id)
+            index = _index(log, migration_map, run_id, spool, progress, scope)
             existing, decided_keys = _existing_decisions(log, run_id)
             decider = _Decider(index, summary.run_id, migration_map.content_hash, files)
-            _decide_all(decider, spool, summary, existing, decided_keys, log, progress)
+            in_scope = scope.in_run if scope is not None else None
+            _decide_all(decider, spool, summary, existing, decided_keys, log, progress, in_scope)
         finally:
             spool.close()
     summary.reference = dict(index.reference)
@@ -198,12 +206,16 @@ def _index(
     run_id: str,
     spool: Spool,
     progress: Progress | None,
+    scope: DeltaScope | None = None,
 ) -> RunIndex:
     index = RunIndex(migration_map)
     seen = 0
     for stored in log.read([Topic.SOURCE]):
         event = stored.event
-        if event.run_id != run_id or event.type != SourceRecordExtracted.event_type:
+        if scope is not None:
+            if scope.latest.get(event.key) != str(event.event_id):
+                continue  # a delta run: only each record's current version
+        elif event.run_id != run_id or event.type != SourceRecordExtracted.event_type:
             continue
         obj = index.add(event.payload)
         if obj is not None:
@@ -239,13 +251,16 @@ def _decide_all(
     decided_keys: set[str],
     log: EventLog,
     progress: Progress | None,
+    in_scope: frozenset[str] | None = None,
 ) -> None:
+    """Decide every spooled record; with ``in_scope`` (a delta run) count and append only those
+    keys: the others are decided for their effect on lookups (a rejected parent)."""
     index, context = decider.index, decider.context
     migration_map = index.migration_map
     by_rank = {index.ranks[obj.name]: obj for obj in migration_map.objects}
     for obj in migration_map.objects:
         summary.objects[obj.name] = ObjectCounts(
-            obj.phase, obj.target, extracted=index.extracted[obj.name]
+            obj.phase, obj.target, extracted=index.extracted[obj.name] if in_scope is None else 0
         )
     batch: list[Event] = []
     done_keys: set[str] = set()
@@ -257,9 +272,13 @@ def _decide_all(
         for event_id, key, payload in spool.read(rank):
             count += 1
             event = decider.decide(obj, key, uuid.UUID(event_id), payload)
-            _count(counts, event)
             if event.type == RecordRejected.event_type:
                 context.rejected[obj.name].add(str(payload["source_key"]))
+            if in_scope is not None:
+                if key not in in_scope:
+                    continue
+                counts.extracted += 1
+            _count(counts, event)
             if event.event_id in existing:
                 summary.already_in_log += 1
             elif key in decided_keys or key in done_keys:
