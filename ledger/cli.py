@@ -26,7 +26,10 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from consumers.audit_cli import audit_app
+from consumers.delta_cli import delta_command
 from consumers.migrate_cli import migrate_command, worker_app
+from consumers.rollback_cli import rollback_command
 from consumers.verify_cli import verify_command
 from consumers.write_cli import write_command
 from dataverse_emulator.cli import emulator_app
@@ -35,10 +38,12 @@ from ledger.events import EventDecodeError, Topic
 from ledger.log import EventLog, LogError, advance, open_log
 from ledger.settings import Settings
 from ledger.synthetic import synthetic_run
+from producers.inventory_cli import inventory_command
 from producers.mapping.cli import map_app
 from producers.mapping.schema_cli import schema_app
 from producers.mapping.transform_cli import transform_command
 from producers.work4all.cli import generate
+from projections.reconcile_cli import reconcile_command
 
 app = typer.Typer(
     name="crmledger",
@@ -59,7 +64,12 @@ app.command("generate")(generate)
 app.command("transform")(transform_command)
 app.command("write")(write_command)
 app.command("verify")(verify_command)
+app.command("reconcile")(reconcile_command)
 app.command("migrate")(migrate_command)
+app.command("rollback")(rollback_command)
+app.command("delta")(delta_command)
+app.add_typer(audit_app, name="audit")
+app.command("inventory")(inventory_command)
 app.add_typer(worker_app, name="worker")
 
 _out = Console(highlight=False, soft_wrap=True)
