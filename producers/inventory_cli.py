@@ -27,8 +27,11 @@ def inventory_command(
         typer.Option("--map", help="The map (YAML) saying what moves as data; default map."),
     ] = None,
 ) -> None:
-    """List what work4all configures that does not migrate as data (lookups, numbering,
-    custom fields, user groups, tax rates, price groups, automations), with counts."""
+    """List what work4all configures that does not migrate as data, with counts.
+
+    Lookups, numbering ranges, custom fields, user groups, tax rates, price groups and
+    automations: what the customer's admin rebuilds natively in Dynamics 365.
+    """
     try:
         text = to_markdown(inventory(export, load_migration_map(map_file)), export)
     except ExportError as error:
