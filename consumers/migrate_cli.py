@@ -8,7 +8,6 @@ refusing the credentials, an unknown ``--target``) ends with one line on stderr 
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Annotated
 
 import httpx
 import typer
-from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -35,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from consumers.cli_support import (
     clean_errors,
     dataverse_client,
+    demo_emulator,
     err,
     event_log,
     fail,
@@ -65,7 +64,6 @@ __all__ = ["DEMO_BY", "demo_run", "migrate_command", "worker_app"]
 
 DEMO_BY = "crmledger demo"
 """Who the demo records as having confirmed the default map."""
-DEMO_CLIENT_ID = "crmledger-demo"
 DEMO_RUN = "demo"
 DEMO_MAX_REJECTED_SHARE = 0.25
 """The demo gate's largest share of rejected records per table (see :func:`demo_thresholds`)."""
@@ -208,8 +206,6 @@ def _verdict(verdict: str) -> str:
 
 def demo_run(customers: int, export_dir: Path, state_dir: Path, settings: Settings) -> None:
     """``crmledger demo``: generate, emulate, confirm, migrate, project, summarise; see there."""
-    from dataverse_emulator.config import EmulatorConfig
-    from dataverse_emulator.server import start_emulator
     from producers.extract import extract
     from producers.mapping.default import default_map
     from producers.work4all.cli import ExportForm, generate
@@ -231,39 +227,17 @@ def demo_run(customers: int, export_dir: Path, state_dir: Path, settings: Settin
         users = demo_users(log, DEMO_RUN, migration_map.settings.fallback_owner)
         if migration_map.content_hash not in confirmations(log):
             confirm(log, migration_map, by=DEMO_BY, note="the default map, for the demo")
-    # A fresh secret each time: the emulator and the client are the only ones who know it.
-    secret = secrets.token_urlsafe(32)
-    config = EmulatorConfig(
-        db_path=state_dir / "emulator.db",
-        tls=True,
-        tls_dir=state_dir / "tls",
-        clients={DEMO_CLIENT_ID: secret},
-        seed_users=users,
-    )
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with start_emulator(config) as emulator:
-        err.print(
-            f"Dataverse emulator at {emulator.root_url} (TLS, certificate {emulator.cert_path})"
-        )
-        target = settings.model_copy(
-            update={
-                "dataverse_url": emulator.root_url.rstrip("/"),
-                "tenant_id": None,
-                "authority_url": emulator.authority,
-                "client_id": DEMO_CLIENT_ID,
-                "client_secret": SecretStr(secret),
-                "certificate_path": None,
-                "certificate_password": None,
-                "dataverse_ca_file": emulator.cert_path,
-            }
-        )
+    with demo_emulator(settings, state_dir, seed_users=users) as emulator:
+        before = emulator.digest()
+        _out.print(f"emulator content digest before the migration: {before}")
         request = MigrationRequest(
             export=str(export), run_id=DEMO_RUN, thresholds=demo_thresholds(settings)
         )
-        result = run_migration(target, migration_map, request)
+        result = run_migration(emulator.settings, migration_map, request)
         print_summary(result)
-        assert emulator.cert_path is not None
-        counts = emulator_counts(emulator.root_url, emulator.cert_path)
+        assert emulator.running.cert_path is not None
+        counts = emulator_counts(emulator.running.root_url, emulator.running.cert_path)
+        after = emulator.digest()
     table = Table("table", "rows", title="the emulator holds")
     for name, count in sorted(counts.items()):
         if count:
@@ -274,6 +248,8 @@ def demo_run(customers: int, export_dir: Path, state_dir: Path, settings: Settin
         f" ledger {settings.log_url}, projections {settings.db_url},"
         f" emulator database {state_dir / 'emulator.db'}"
     )
+    _out.print(f"emulator content digest after the migration: {after}")
+    _out.print(f"to undo: crmledger rollback --run {DEMO_RUN} --demo")
     if not result.passed:
         fail(result.stopped or "a phase failed its gate")
 

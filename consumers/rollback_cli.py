@@ -15,12 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from consumers.cli_support import (
+    DemoOption,
     clean_errors,
     dataverse_client,
+    demo_target,
     err,
     event_log,
     fail,
-    load_settings,
 )
 from consumers.rollback import (
     RollbackError,
@@ -32,6 +33,7 @@ from consumers.rollback import (
 from ledger.event_types import DestinationWritten
 from ledger.events import Topic
 from ledger.log import EventLog
+from ledger.settings import Settings
 
 _out = Console(highlight=False, soft_wrap=True)
 _SHOWN_CONFLICTS = 20
@@ -63,6 +65,7 @@ def rollback_command(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, max=1000, help="Rows per $batch request.")
     ] = 100,
+    demo: DemoOption = False,
 ) -> None:
     """Delete what a run (or one phase of it) created and restore what it updated.
 
@@ -70,11 +73,26 @@ def rollback_command(
     restores the before-images of updated rows, and appends DestinationDeleted or
     DestinationRestored for each. Rows someone changed in Dataverse since the run are reported
     and left alone unless --force. Rolling back a phase that later records depend on is refused
-    unless --cascade. Safe to run again: what is done is not done again.
+    unless --cascade. Safe to run again: what is done is not done again. With --demo, prints
+    the demo emulator's content digest afterwards.
     """
     if run_id is None and phase is None:
         fail("say what to roll back: --run R, --phase P, or both", 2)
-    settings = load_settings(target)
+    with demo_target(target, demo) as (settings, emulator):
+        _roll_back(settings, run_id, phase, dry_run, cascade, force, batch_size)
+        if emulator is not None:
+            _out.print(f"demo emulator content digest: {emulator.digest()}")
+
+
+def _roll_back(
+    settings: Settings,
+    run_id: str | None,
+    phase: int | None,
+    dry_run: bool,
+    cascade: bool,
+    force: bool,
+    batch_size: int,
+) -> None:
     with clean_errors(), event_log(settings) as log:
         run = run_id or _last_run(log)
         with dataverse_client(settings) as client:

@@ -16,7 +16,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from consumers.cli_support import clean_errors, dataverse_client, event_log, fail, load_settings
+from consumers.cli_support import (
+    DemoOption,
+    clean_errors,
+    dataverse_client,
+    demo_target,
+    event_log,
+    fail,
+)
 from consumers.dataverse.client import DataverseClient
 from consumers.verify import VerifyError, VerifySummary, verify_phase
 from ledger.log import EventLog
@@ -45,14 +52,19 @@ def verify_command(
         str | None,
         typer.Option("--target", help="A named Dataverse environment ([targets.NAME])."),
     ] = None,
+    demo: DemoOption = False,
 ) -> None:
     """Read back every row a phase wrote and compare it field by field with its decision.
 
     Appends RecordVerified per matching record and FieldMismatch per differing column;
     re-running checks only writes not verified yet.
     """
-    settings = load_settings(target)
-    with clean_errors(), event_log(settings) as log, dataverse_client(settings) as client:
+    with (
+        demo_target(target, demo) as (settings, _emulator),
+        clean_errors(),
+        event_log(settings) as log,
+        dataverse_client(settings) as client,
+    ):
         summary = _run(log, client, run_id, phase, batch_size)
     _print(summary, settings.log_url)
 

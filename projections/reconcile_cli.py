@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from consumers.cli_support import clean_errors, err, event_log, fail, load_settings
+from consumers.cli_support import DemoOption, clean_errors, demo_target, err, event_log, fail
 from consumers.dataverse.client import RetryPolicy, client_from_settings
 from consumers.dataverse.errors import DataverseClientError, DataverseConfigError
 from consumers.reconcile import COUNT_NAMES
@@ -58,14 +58,14 @@ def reconcile_command(
     target: Annotated[
         str | None, typer.Option(help="Dataverse environment of crmledger.toml [targets.NAME].")
     ] = None,
+    demo: DemoOption = False,
 ) -> None:
     """Counts and gate verdicts per phase and work4all table, every rejection and failure with
     its reason, and a spot check of sampled records against what Dataverse holds now.
 
     The projections are brought up to date from the log first.
     """
-    settings = load_settings(target)
-    with clean_errors():
+    with demo_target(target, demo) as (settings, _emulator), clean_errors():
         report = _report(settings, run_id, spot_check, seed)
     if html_file is not None:
         html_file.parent.mkdir(parents=True, exist_ok=True)
