@@ -12,6 +12,9 @@ Rules (documented here because reviewers ask):
   column is the longest ``_``-prefix of the navigation property that the table's metadata lists
   as a lookup) and is compared with the bound row's id; a bind by alternate key
   (``/systemusers(internalemailaddress='…')``) is resolved to that row's id first.
+- **Cleared values** (a delta run's changed record): a payload column decided as ``None`` matches
+  a row that holds no value, whether the column reads back as ``null`` or is missing; a lookup
+  decided as :data:`~producers.mapping.stage.CLEARED_BIND` matches an empty lookup.
 - **Final state**: the comparison runs after the writer's last step, so ``statecode`` and
   ``statuscode`` are compared with the decided values, which *are* the final state (completed
   activities, won/lost opportunities, published products). Columns Dataverse handles itself:
@@ -57,6 +60,7 @@ from ledger.event_types import (
 )
 from ledger.events import Event, EventPayload, Topic
 from ledger.log import EventLog
+from producers.mapping.stage import CLEARED_BIND
 
 __all__ = [
     "MAX_URL_LENGTH",
@@ -555,6 +559,10 @@ def _check(
     for navigation, bind in sorted(decided["binds"].items()):
         lookup = table.lookup_of(navigation)
         actual = row.get(f"_{lookup}_value") if lookup is not None else None
+        if bind == CLEARED_BIND:
+            if lookup is None or actual is not None:
+                events.append(_mismatch(item, navigation, None, actual))
+            continue
         expected_id = dataverse.bound_id(bind)
         if expected_id is None or actual is None or str(actual).lower() != expected_id:
             events.append(_mismatch(item, navigation, expected_id or bind, actual))

@@ -3,7 +3,7 @@
 ``write_phase(log, client, run_id=..., phase=...)`` consumes the run's ``TransformDecided``
 events of one phase, writes them in dependency order (:mod:`consumers.writing.plan`) and appends
 per record exactly one ``DestinationWritten`` (``create``, or ``update`` with the before-image
-of every column it writes) or ``DestinationWriteFailed`` (Dataverse's status, code and
+of every column it writes or clears) or ``DestinationWriteFailed`` (Dataverse's status, code and
 message). Every event is keyed by the record's source key and its id derives from the decision's
 event id, so a retried append is a duplicate the log drops.
 
@@ -25,9 +25,13 @@ How a batch of up to ``batch_size`` records of one table is written:
    written; ``$batch`` otherwise, one changeset per record holding its create (or update) and
    the state step that must follow it (SetState, WinOpportunity/LoseOpportunity, product
    publish), sent with ``odata.continue-on-error``: a record is written completely or not at
-   all, and its failure names the step that failed. The throttle weighs each request as the
-   service's request limit counts it: a ``$batch`` 1 + its inner requests
-   (:func:`~consumers.writing.batch.service_requests`), a bulk message or a read 1.
+   all, and its failure names the step that failed. An update that empties lookups (a delta
+   run's changed record, :data:`~producers.mapping.stage.CLEARED_BIND`) always goes by
+   ``$batch``: its changeset holds the ``PATCH`` and one ``DELETE <set>(<id>)/<nav>/$ref`` per
+   lookup that still has a value (reference 2.9), which UpdateMultiple cannot carry. The
+   throttle weighs each request as the service's request limit counts it: a ``$batch`` 1 + its
+   inner requests (:func:`~consumers.writing.batch.service_requests`), a bulk message or a
+   read 1.
 5. **Outcomes** are appended, one per record.
 
 Records already done (an outcome event in the log) are counted as ``already_done`` and not
@@ -223,6 +227,8 @@ class _Item:
     body: dict[str, Any] = field(default_factory=dict)
     before_image: dict[str, Any] | None = None
     step: rows.Step | None = None
+    clears: list[str] = field(default_factory=list)
+    """navigation properties an update disassociates (``DELETE …/$ref``)."""
     created_earlier: bool = False
     """the run created the row before a crash; only a missing step is left to send."""
 
@@ -309,6 +315,7 @@ class _PhaseWriter:
                     to_image.append(item)  # its intent needs the before-image first
                     continue
                 item.before_image = intent.before_image
+                item.clears = _clears(item.binds, item.before_image)
             else:
                 item.op = "create"
                 item.body = rows.body_of(table, payload, item.binds, create=True)
@@ -321,15 +328,17 @@ class _PhaseWriter:
             if intent is None:
                 new_intents.append(self._intent(item))
         if to_image:
-            columns = sorted({c for item in to_image for c in rows.read_columns(item.body)})
+            imaged = {id(item): _imaged_body(item) for item in to_image}
+            columns = sorted({c for body in imaged.values() for c in rows.read_columns(body)})
             if any(item.step is not None or "statecode" in item.body for item in to_image):
                 columns += [c for c in ("statecode", "statuscode") if c not in columns]
             current = self._read(table, [item.row_id for item in to_image], [pk, *columns])
             for item in to_image:
                 state = item.step is not None or "statecode" in item.body
                 item.before_image = rows.before_image(
-                    item.body, current.get(item.row_id, {}), state=state
+                    imaged[id(item)], current.get(item.row_id, {}), state=state
                 )
+                item.clears = _clears(item.binds, item.before_image)
                 new_intents.append(self._intent(item))
         if new_intents:
             self._log.append(new_intents)
@@ -338,7 +347,7 @@ class _PhaseWriter:
         outcomes: list[Event] = []
         bulk = rows.supports_bulk(table)
         creates = [i for i in items if i.op == "create" and not i.created_earlier and not i.step]
-        updates = [i for i in items if i.op == "update" and not i.step]
+        updates = [i for i in items if i.op == "update" and not i.step and not i.clears]
         finished = [i for i in items if i.created_earlier and i.step is None]
         if not bulk:
             creates, updates = [], []
@@ -417,6 +426,8 @@ class _PhaseWriter:
             requests.append(
                 batch.Request("PATCH", f"{set_name}({item.row_id})", item.body, {"If-Match": "*"})
             )
+            for navigation in item.clears:
+                requests.append(batch.Request(*rows.clear_request(table, item.row_id, navigation)))
         if item.step is not None:
             method, path, body = rows.step_request(
                 table, item.row_id, item.decision.payload, item.step
@@ -569,6 +580,25 @@ class _PhaseWriter:
                         elapsed_s=time.perf_counter() - self._started,
                     )
                 )
+
+
+def _imaged_body(item: _Item) -> dict[str, Any]:
+    """What an update changes: its body and, as ``None``, the lookups it clears."""
+    cleared = {f"{nav}@odata.bind": None for nav in rows.cleared_lookups(item.decision.binds)}
+    return {**item.body, **cleared}
+
+
+def _clears(binds: dict[str, str], image: dict[str, Any] | None) -> list[str]:
+    """The cleared lookups that hold a value, by the navigation the before-image names (a
+    polymorphic lookup may point at another table than the decision's navigation says)."""
+    wanted = {rows.lookup_column(nav) for nav in rows.cleared_lookups(binds)}
+    return [
+        name.removesuffix("@odata.bind")
+        for name, value in (image or {}).items()
+        if name.endswith("@odata.bind")
+        and value is not None
+        and rows.lookup_column(name.removesuffix("@odata.bind")) in wanted
+    ]
 
 
 def _changeset_size(item: _Item) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 
 from ledger.events import deterministic_id
 from producers.mapping.rules import entity_set
+from producers.mapping.stage import CLEARED_BIND
 
 ACTIVITY_TABLES = frozenset(
     {"phonecall", "task", "appointment", "email", "letter", "fax", "opportunityclose"}
@@ -105,11 +106,16 @@ def step_of(table: str, payload: Mapping[str, Any], *, create: bool) -> Step | N
 def body_of(
     table: str, payload: Mapping[str, Any], binds: Mapping[str, str], *, create: bool
 ) -> dict[str, Any]:
-    """The create or update body: the payload's columns and ``<nav>@odata.bind`` lookups."""
+    """The create or update body: the payload's columns and ``<nav>@odata.bind`` lookups.
+
+    A cleared lookup (:data:`~producers.mapping.stage.CLEARED_BIND`) is not in the body: an
+    update disassociates it with its own request (:func:`cleared_lookups`), and a create leaves
+    it empty, as it leaves every column whose value is ``None``.
+    """
     step = step_of(table, payload, create=create)
     body: dict[str, Any] = {}
     for column, value in payload.items():
-        if not create and column in _CREATE_ONLY:
+        if (not create and column in _CREATE_ONLY) or (create and value is None):
             continue
         if column in ("statecode", "statuscode") and (create or step is not None):
             # on create, only an open state's status is valid (reference 9.5)
@@ -118,8 +124,19 @@ def body_of(
             continue
         body[column] = value
     for navigation, reference in binds.items():
-        body[f"{navigation}@odata.bind"] = reference
+        if reference != CLEARED_BIND:
+            body[f"{navigation}@odata.bind"] = reference
     return body
+
+
+def cleared_lookups(binds: Mapping[str, str]) -> list[str]:
+    """The navigation properties whose lookup the decision empties."""
+    return [navigation for navigation, reference in binds.items() if reference == CLEARED_BIND]
+
+
+def clear_request(table: str, row_id: str, navigation: str) -> tuple[str, str]:
+    """(method, path) that empties a lookup: ``DELETE <set>(<id>)/<nav>/$ref`` (reference 2.9)."""
+    return "DELETE", f"{entity_set(table)}({row_id})/{navigation}/$ref"
 
 
 def step_request(
@@ -170,7 +187,8 @@ def before_image(body: Mapping[str, Any], row: Mapping[str, Any], *, state: bool
     """The row's values of every column ``body`` writes, as a body that restores them.
 
     Lookups are ``<nav>@odata.bind`` to the row they pointed at (the navigation property is
-    adapted when a polymorphic lookup pointed at another table), or ``None`` when empty.
+    adapted when a polymorphic lookup pointed at another table), or ``None`` when empty; a
+    lookup the write clears is in ``body`` with the value ``None``.
     ``state`` adds the row's ``statecode``/``statuscode`` (the write changes the state).
     """
     image: dict[str, Any] = {}
@@ -182,8 +200,12 @@ def before_image(body: Mapping[str, Any], row: Mapping[str, Any], *, state: bool
             if old is None:
                 image[name] = None
                 continue
-            now_set = str(value).lstrip("/").split("(", 1)[0]
             kind = row.get(f"_{column}_value@Microsoft.Dynamics.CRM.lookuplogicalname")
+            if value is None:  # cleared: the table a polymorphic navigation names
+                named = navigation.removeprefix(f"{column}_").split("_", 1)[0]
+                now_set = entity_set(named) if navigation != column else entity_set(str(kind))
+            else:
+                now_set = str(value).lstrip("/").split("(", 1)[0]
             old_set = entity_set(str(kind)) if kind else now_set
             if old_set != now_set and navigation != column:
                 now_table = next((t for t in _tables_of(now_set) if t in navigation), "")

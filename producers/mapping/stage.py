@@ -77,6 +77,7 @@ from producers.mapping.transforms import (
 from producers.work4all.tables import TABLES, Kind
 
 __all__ = [
+    "CLEARED_BIND",
     "ObjectCounts",
     "TransformSummary",
     "decision_key_counts",
@@ -89,6 +90,14 @@ Progress = Callable[[str, int], None]
 
 OPEN_ITEM_COLUMNS = ("w4a_grossamount", "w4a_paidamount", "w4a_openamount")
 """Columns of an ``RA`` object the stage fills itself: gross, Σ payments, open amount."""
+
+CLEARED_BIND = ""
+"""A bind reference that empties the lookup: the writer disassociates it (``DELETE …/$ref``)."""
+
+_LOOKUP_TRANSFORMS = frozenset({"lookup", "owner"})
+_NEVER_CLEARED = frozenset({"statecode", "statuscode", "ownerid", "overriddencreatedon"})
+"""Columns a changed record never clears: a state and an owner always have a value, and
+``overriddencreatedon`` only counts on create."""
 
 _BATCH = 1000
 
@@ -322,6 +331,8 @@ class _Record:
     binds: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     errors: dict[str, list[str]] = field(default_factory=dict)
+    forward: set[str] = field(default_factory=set)
+    """lookups to a later phase, left unbound (and never cleared)."""
 
     @property
     def source_key(self) -> str:
@@ -383,6 +394,7 @@ class _Decider:
         self._columns(record)
         self._open_item(record)
         self._absorbed(record, member)
+        self._clear_emptied(record)
         if survivor is not None:
             self._merge_into(record, survivor)
         return self._event(record, source_event, survivor)
@@ -449,6 +461,7 @@ class _Decider:
                     " phase; not bound on create",
                 )
             )
+            record.forward.add(target)
             return
         if error is None and value is not None and not isinstance(value, Bind):
             value, error = rules.validate(target, value, self._targets[record.obj.name].get(target))
@@ -468,6 +481,24 @@ class _Decider:
             record.binds[target] = str(value)
         else:
             record.columns[target] = value
+
+    def _clear_emptied(self, record: _Record) -> None:
+        """A changed record empties every mapped column and lookup that has no value now."""
+        if record.payload.get("previous_hash") is None:
+            return  # a new record (or a full run): nothing to clear
+        for column in record.obj.columns:
+            target = column.target
+            if (
+                target in _NEVER_CLEARED
+                or target in record.columns
+                or target in record.binds
+                or target in record.forward
+            ):
+                continue
+            if column.transform in _LOOKUP_TRANSFORMS:
+                record.binds[target] = CLEARED_BIND
+            else:
+                record.columns[target] = None
 
     # --- domain rules ----------------------------------------------------------------------
 
@@ -533,7 +564,8 @@ class _Decider:
     def _merge_into(self, record: _Record, survivor: tuple[str, str]) -> None:
         owner = self._objects[survivor[0]]
         theirs = {column.target for column in owner.columns}
-        dropped = sorted(target for target in (*record.columns, *record.binds) if target in theirs)
+        set_values = (*record.columns.items(), *record.binds.items())
+        dropped = sorted(t for t, v in set_values if t in theirs and v not in (None, CLEARED_BIND))
         record.columns = {k: v for k, v in record.columns.items() if k not in theirs}
         record.binds = {k: v for k, v in record.binds.items() if k not in theirs}
         record.notes.append(

@@ -1,8 +1,9 @@
 """Two generations of one work4all export: the one migrated first, and a newer one.
 
 The newer export is the first with about 1% of its records changed (``Ort`` of partners and
-contacts), a few deleted (records no other row refers to) and a few added (copies under new
-``Code``s, with names of their own so that no duplicate rule merges them).
+contacts), a few emptied (a customer's ``Telefon``, the customer a phone call is about), a few
+deleted (records no other row refers to) and a few added (copies under new ``Code``s, with names
+of their own so that no duplicate rule merges them).
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ CHANGED_COLUMNS = {
 """The column the newer export changes, per table (partners and contacts: updatable rows)."""
 DELETED = {"KAnsprechp": 1, "Telefonate": 2, "Whattodos": 1}
 """Records deleted from the newer export, per table: ones no other row refers to."""
+EMPTIED = {
+    "Kunden": ("Telefon", "Telefon IS NOT NULL AND TRIM(Telefon) <> ''", 3),
+    "Telefonate": (
+        "SDObjMemberCode",
+        "SDObjType = 1 AND SDObjMemberCode IN (SELECT Code FROM Kunden)",
+        2,
+    ),
+}
+"""Records whose column the newer export empties, per table: (column, which rows, how many).
+The phone calls are about a customer: their ``regardingobjectid`` lookup is cleared."""
 
 
 @dataclass
@@ -35,6 +46,8 @@ class Edits:
     """What the newer export changed, per table: source keys."""
 
     changed: dict[str, list[int]] = field(default_factory=dict)
+    """every changed record, the emptied ones included."""
+    emptied: dict[str, list[int]] = field(default_factory=dict)
     deleted: dict[str, list[int]] = field(default_factory=dict)
     added: dict[str, list[int]] = field(default_factory=dict)
     records: int = 0
@@ -151,6 +164,26 @@ def make_newer(first: Path, newer: Path, seed: int = 7) -> Edits:
                 (f"Neustadt {code % 1000}", code),
             )
             edits.changed.setdefault(table, []).append(code)
+        # emptied: a column or a lookup that has no value any more
+        for table, (column, condition, how_many) in EMPTIED.items():
+            key = _key(table)
+            untouched = set(edits.changed.get(table, [])) | set(edits.added.get(table, []))
+            codes = [
+                row[0]
+                for row in db.execute(
+                    f"SELECT {_quoted(key)} FROM {_quoted(table)} WHERE {condition}"
+                    f" ORDER BY {_quoted(key)}"
+                )
+                if row[0] not in untouched
+            ][:how_many]
+            for code in codes:
+                db.execute(
+                    f"UPDATE {_quoted(table)} SET {_quoted(column)} = NULL"
+                    f" WHERE {_quoted(key)} = ?",
+                    (code,),
+                )
+                edits.changed.setdefault(table, []).append(code)
+            edits.emptied[table] = codes
     return edits
 
 
