@@ -15,6 +15,13 @@ the scope touched, one action:
   gets the earliest before-image of every column (the before-images applied in reverse order of
   the updates).
 
+- **recreate** a row a delta run deleted (``DestinationRowDeleted``), from its before-image,
+  with the same id: the columns valid for create (read from the table's metadata), the date the
+  row showed as ``overriddencreatedon`` when the migration had backdated it, the lookups the
+  migration bound as ``<nav>@odata.bind`` (named as :func:`~consumers.writing.rows.before_image`
+  names them), and its state as a step after the create. Re-creates come after the plan's last
+  delete, parents first (the reverse of the order the delta run deleted in).
+
 **Order** (children before parents): later phases first; within a phase by table, in
 :data:`DELETE_ORDER` (custom tables first); within a table, the latest write first. That is the
 reverse of the order the writer follows, so every row is removed after the rows that bind to it.
@@ -35,12 +42,13 @@ time; it does not see changes to columns the run did not write. A row that diffe
 :class:`Conflict`: reported and left alone (and so are the rows it binds, which deleting would
 cascade into it) unless ``force``. A unit group with units the run did not create conflicts too.
 
-**Idempotent and resumable**: each action appends one ``DestinationDeleted`` or
-``DestinationRestored`` whose id derives from the write it undoes, so a retried append is a
-duplicate; actions recorded are never planned again. A row already gone (404, or missing when
-read) counts as deleted; a row already holding its before-image counts as restored; so a rollback
-killed between a request and its event finishes on the next call. ``RollbackPlanned`` is appended
-only when the plan holds actions no earlier ``RollbackPlanned`` of the run listed: a resumed
+**Idempotent and resumable**: each action appends one ``DestinationDeleted``,
+``DestinationRestored`` or ``DestinationRecreated`` whose id derives from the write it undoes,
+so a retried append is a duplicate; actions recorded are never planned again. A row already gone
+(404, or missing when read) counts as deleted; a row already holding its before-image counts as
+restored; a row found when planning its re-creation counts as re-created; so a rollback killed
+between a request and its event finishes on the next call. ``RollbackPlanned`` is appended only
+when the plan holds actions no earlier ``RollbackPlanned`` of the run listed: a resumed
 rollback continues its plan, and a finished one plans and appends nothing.
 """
 
@@ -59,7 +67,9 @@ from consumers.verify import same_value
 from consumers.writing import batch, rows
 from ledger.event_types import (
     DestinationDeleted,
+    DestinationRecreated,
     DestinationRestored,
+    DestinationRowDeleted,
     DestinationWriteFailed,
     DestinationWriteIntended,
     DestinationWritten,
@@ -70,6 +80,7 @@ from ledger.event_types import (
 from ledger.events import Event, Topic, content_hash
 from ledger.log import EventLog
 from producers.mapping.rules import entity_set
+from producers.mapping.stage import CLEARED_BIND
 
 __all__ = [
     "DELETE_ORDER",
@@ -109,6 +120,9 @@ not listed (custom tables such as ``w4a_openitem``) come before all of them."""
 
 _STATE = ("statecode", "statuscode")
 _NOT_COMPARED = frozenset({"overriddencreatedon"})  # create-only; Dataverse keeps it in createdon
+_NOT_RECREATED = frozenset(
+    {"createdon", "modifiedon", "versionnumber", "overriddencreatedon", "importsequencenumber"}
+)
 _READ_CHUNK = 50
 _GUID_BIND = re.compile(r"^/?(?P<set>[A-Za-z0-9_]+)\((?P<id>[0-9a-fA-F-]{36})\)$")
 _KEY_BIND = re.compile(r"^/?(?P<set>[A-Za-z0-9_]+)\((?P<key>.+)\)$")
@@ -131,9 +145,10 @@ class RollbackRefusedError(RollbackError):
 
 @dataclass(frozen=True)
 class Action:
-    """One step of a rollback: delete a row, or restore a row's before-image."""
+    """One step of a rollback: delete a row, restore a row's before-image, or re-create a row a
+    delta run deleted (``before_image`` is then the create body)."""
 
-    action: Literal["delete", "restore"]
+    action: Literal["delete", "restore", "recreate"]
     table: str
     id: str
     key: str
@@ -159,7 +174,7 @@ class Action:
             "undoes": self.undoes,
             "reason": self.reason,
         }
-        if self.action == "restore":
+        if self.action in ("restore", "recreate"):
             data["before_image"] = self.before_image
         if self.cascaded:
             data["cascaded"] = True
@@ -232,6 +247,7 @@ class RollbackSummary:
     plan: RollbackPlan
     deleted: Counter[str] = field(default_factory=Counter)
     restored: Counter[str] = field(default_factory=Counter)
+    recreated: Counter[str] = field(default_factory=Counter)
     already_gone: int = 0
     """deletes answered 404, or rows found missing: counted as done."""
     failed: list[str] = field(default_factory=list)
@@ -241,7 +257,9 @@ class RollbackSummary:
     @property
     def done(self) -> int:
         """Actions recorded by this call."""
-        return sum(self.deleted.values()) + sum(self.restored.values())
+        return (
+            sum(self.deleted.values()) + sum(self.restored.values()) + sum(self.recreated.values())
+        )
 
 
 # --- what the log says ---------------------------------------------------------------------
@@ -268,8 +286,22 @@ class _Touch:
 
 
 @dataclass
+class _Deletion:
+    """A row a delta run deleted (``DestinationRowDeleted``), in log order."""
+
+    position: int
+    key: str
+    phase: int
+    table: str
+    row_id: str
+    before_image: JsonObject
+    undoes: str
+
+
+@dataclass
 class _History:
     touches: list[_Touch] = field(default_factory=list)
+    deletions: list[_Deletion] = field(default_factory=list)
     recorded: set[str] = field(default_factory=set)
     """``undoes|table|id`` of every action a rollback event recorded."""
     planned: set[tuple[str, str, str, str]] = field(default_factory=set)
@@ -305,7 +337,23 @@ def _history(log: EventLog, run_id: str) -> _History:
                 outcomes[event.causation_id] = event
         elif event.type == FieldMismatch.event_type and event.causation_id:
             mismatches[event.causation_id][str(event.payload["column"])] = event.payload["actual"]
-        elif event.type in (DestinationDeleted.event_type, DestinationRestored.event_type):
+        elif event.type == DestinationRowDeleted.event_type:
+            history.deletions.append(
+                _Deletion(
+                    position=position,
+                    key=event.key,
+                    phase=_phase(event.phase),
+                    table=str(event.payload["target_table"]),
+                    row_id=str(event.payload["target_id"]).lower(),
+                    before_image=dict(event.payload["before_image"]),
+                    undoes=str(event.event_id),
+                )
+            )
+        elif event.type in (
+            DestinationDeleted.event_type,
+            DestinationRestored.event_type,
+            DestinationRecreated.event_type,
+        ):
             history.recorded.add(
                 f"{event.causation_id}|{event.payload['target_table']}|{event.payload['target_id']}"
             )
@@ -467,7 +515,8 @@ def plan_rollback(
     """
     history = _history(log, run_id)
     phases = {phase} if phase is not None else None
-    if not any(phases is None or t.phase in phases for t in history.touches):
+    deletions = [d for d in history.deletions if phases is None or d.phase in phases]
+    if not deletions and not any(phases is None or t.phase in phases for t in history.touches):
         where = f"phase {phase} of run {run_id!r}" if phase is not None else f"run {run_id!r}"
         raise RollbackError(f"{where} wrote nothing to Dataverse: there is nothing to roll back")
     touches, dependents = _scope_touches(history, phases, cascade)
@@ -503,11 +552,90 @@ def plan_rollback(
             ordered.append((_rank(action, last), action))
     ordered.sort(key=lambda pair: pair[0])
     candidates = [action for _, action in ordered]
+    recreates = []
+    for action in _recreate_actions(log, client, deletions):
+        if f"{action.undoes}|{action.table}|{action.id}" in history.recorded:
+            plan.recorded += 1
+        else:
+            recreates.append(action)
+    # after the deletes of rows the run created, before the restores that follow them
+    after = max((i + 1 for i, a in enumerate(candidates) if a.action == "delete"), default=0)
+    candidates[after:after] = recreates
     _check_dataverse(client, history, touches, candidates, plan, force)
     plan.planned_before = bool(plan.actions) and all(
         a.identity in history.planned for a in plan.actions
     )
     return plan
+
+
+def _recreate_actions(
+    log: EventLog, client: DataverseClient, deletions: list[_Deletion]
+) -> list[Action]:
+    """Re-create the rows a delta run deleted, parents first (the reverse of deletion order).
+
+    The create body holds the before-image's columns Dataverse accepts on create and the
+    lookups the migration bound, as ``<nav>@odata.bind`` (named as the writer's before-images
+    name them); lookups no decision bound (owner, currency) are left to Dataverse's defaults.
+    """
+    if not deletions:
+        return []
+    rows_deleted = {(d.table, d.row_id) for d in deletions}
+    binds: dict[Row, dict[str, str]] = defaultdict(dict)
+    for stored in log.read([Topic.DECISIONS]):
+        event = stored.event
+        if event.type != TransformDecided.event_type:
+            continue
+        row = (str(event.payload["target_table"]), str(event.payload["target_id"]).lower())
+        if row in rows_deleted:
+            binds[row].update(event.payload.get("binds") or {})
+    creatable: dict[str, frozenset[str] | None] = {}
+    actions: list[Action] = []
+    for deletion in sorted(deletions, key=lambda d: d.position, reverse=True):
+        table = deletion.table
+        if table not in creatable:
+            creatable[table] = _creatable_columns(client, table)
+        body = _recreate_body(deletion, binds[(table, deletion.row_id)], creatable[table])
+        actions.append(
+            Action("recreate", table, deletion.row_id, deletion.key, deletion.phase,
+                   deletion.undoes, "deleted by the delta run", before_image=body)
+        )  # fmt: skip
+    return actions
+
+
+def _creatable_columns(client: DataverseClient, table: str) -> frozenset[str] | None:
+    """The columns of ``table`` valid for create; None when the metadata cannot be read."""
+    try:
+        found = client.get(
+            f"EntityDefinitions(LogicalName='{table}')/Attributes",
+            {"$select": "LogicalName,IsValidForCreate"},
+        )
+    except DataverseError:
+        return None
+    return frozenset(
+        str(a["LogicalName"]) for a in found.get("value", []) if a.get("IsValidForCreate")
+    )
+
+
+def _recreate_body(
+    deletion: _Deletion, binds: Mapping[str, str], creatable: frozenset[str] | None
+) -> JsonObject:
+    """The columns and ``<nav>@odata.bind`` lookups that re-create the deleted row (state
+    included: :func:`_changeset` sends it as the writer does, after the create)."""
+    image = deletion.before_image
+    body: JsonObject = {rows.primary_id(deletion.table): deletion.row_id}
+    for name, value in image.items():
+        if "@" in name or name.startswith("_") or name in _NOT_RECREATED or value is None:
+            continue
+        if creatable is None or name in creatable or name in _STATE:
+            body[name] = value
+    if image.get("overriddencreatedon") is not None:
+        # the migration backdated the row: keep the date it showed
+        body["overriddencreatedon"] = image.get("createdon") or image["overriddencreatedon"]
+    for navigation, reference in binds.items():
+        wrote = None if reference == CLEARED_BIND else reference
+        lookup = rows.before_image({f"{navigation}@odata.bind": wrote}, image, state=False)
+        body.update({name: value for name, value in lookup.items() if value is not None})
+    return body
 
 
 # --- Dataverse's side of the plan ----------------------------------------------------------
@@ -645,7 +773,7 @@ def _check_dataverse(
     ids: dict[str, list[str]] = defaultdict(list)
     for action in candidates:
         ids[action.table].append(action.id)
-        if action.table == "opportunityclose":
+        if action.table == "opportunityclose" or action.action == "recreate":
             continue
         expected, binds = _expected(by_row[(action.table, action.id)])
         wanted[action.table].update(expected, binds)
@@ -660,6 +788,10 @@ def _check_dataverse(
     dropped: set[tuple[str, str, str, str]] = set()
     for action in candidates:
         row = current.get((action.table, action.id))
+        if action.action == "recreate":
+            if row is not None:
+                plan.already.add(action.identity)  # re-created before a crash
+            continue
         if row is None and action.action == "delete":
             if action.must_exist:
                 plan.already.add(action.identity)
@@ -891,14 +1023,20 @@ def _count(summary: RollbackSummary, action: Action, *, gone: bool) -> None:
     if action.action == "delete":
         summary.deleted[action.table] += 1
         summary.already_gone += int(gone)
+    elif action.action == "recreate":
+        summary.recreated[action.table] += 1
     else:
         summary.restored[action.table] += 1
 
 
 def _recorded(action: Action, plan: RollbackPlan, correlation_id: uuid.UUID | None) -> Event:
-    payload: DestinationDeleted | DestinationRestored
+    payload: DestinationDeleted | DestinationRestored | DestinationRecreated
     if action.action == "delete":
         payload = DestinationDeleted(target_table=action.table, target_id=action.id)
+    elif action.action == "recreate":
+        payload = DestinationRecreated(
+            target_table=action.table, target_id=action.id, recreated=action.before_image or {}
+        )
     else:
         payload = DestinationRestored(
             target_table=action.table, target_id=action.id, restored=action.before_image or {}
@@ -936,6 +1074,8 @@ def _changeset(action: Action, plan: RollbackPlan) -> list[batch.Request]:
     path = f"{entity_set(action.table)}({action.id})"
     if action.action == "delete":
         return [batch.Request("DELETE", path)]
+    if action.action == "recreate":
+        return _recreate_requests(action)
     image = action.before_image or {}
     current = plan.current.get((action.table, action.id), {})
     values = {
@@ -964,3 +1104,21 @@ def _changeset(action: Action, plan: RollbackPlan) -> list[batch.Request]:
     if state and not reopen:
         requests.append(batch.Request("PATCH", path, state, match))
     return requests or [batch.Request("PATCH", path, {}, match)]
+
+
+def _recreate_requests(action: Action) -> list[batch.Request]:
+    """The create and, as the writer sends it, the state step after it (one changeset)."""
+    image = action.before_image or {}
+    binds = {
+        name.removesuffix("@odata.bind"): str(value)
+        for name, value in image.items()
+        if name.endswith("@odata.bind")
+    }
+    payload = {name: value for name, value in image.items() if not name.endswith("@odata.bind")}
+    body = rows.body_of(action.table, payload, binds, create=True)
+    requests = [batch.Request("POST", entity_set(action.table), body)]
+    step = rows.step_of(action.table, payload, create=True)
+    if step is not None:
+        method, path, step_body = rows.step_request(action.table, action.id, payload, step)
+        requests.append(batch.Request(method, path, step_body))
+    return requests

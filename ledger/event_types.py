@@ -354,6 +354,22 @@ class DestinationRowDeleted(EventPayload):
 
 
 @event_type
+class DestinationRecreated(EventPayload):
+    """A rollback re-created a row a delta run had deleted, from its recorded before-image.
+
+    ``recreated`` is the create body sent (same id); ``causation_id`` the
+    ``DestinationRowDeleted`` it undoes.
+    """
+
+    event_type = "DestinationRecreated"
+    topic = Topic.WRITES
+
+    target_table: str
+    target_id: str
+    recreated: JsonObject
+
+
+@event_type
 class SourceDeletionFlagged(EventPayload):
     """A source record was deleted and its Dataverse row was left alone, flagged for the report.
 

@@ -11,7 +11,7 @@ from consumers.delta import DeltaMigrationSummary, deletion_totals, migrate_delt
 from consumers.migrate import InProcessStages, MigrationRequest, MigrationSummary, migrate
 from consumers.reconcile import GateThresholds
 from consumers.rollback import rollback
-from consumers.writing.rows import primary_id
+from consumers.writing.rows import lookup_column, primary_id
 from ledger.event_types import (
     DestinationDeleteIntended,
     DestinationRowDeleted,
@@ -20,6 +20,7 @@ from ledger.event_types import (
     SourceRecordDeleted,
     TransformDecided,
 )
+from ledger.events import Event
 from ledger.log import open_log
 from producers.delta import DeletionMode, detect
 from producers.mapping.default import default_map
@@ -77,6 +78,19 @@ def _rows(target: Target) -> dict[tuple[str, str], dict[str, Any]]:
     return rows
 
 
+def _migrated_columns(
+    decisions: list[Event], rows: set[tuple[str, str]]
+) -> dict[tuple[str, str], set[str]]:
+    """Per row, the columns the migration wrote to it (lookups as the column they set)."""
+    columns: dict[tuple[str, str], set[str]] = {row: set() for row in rows}
+    for decision in decisions:
+        row = (decision.payload["target_table"], decision.payload["target_id"].lower())
+        if row in columns:
+            columns[row].update(decision.payload["payload"])
+            columns[row].update(lookup_column(nav) for nav in decision.payload["binds"])
+    return columns
+
+
 def test_a_delta_moves_exactly_the_changes_clears_what_was_emptied_and_matches_a_fresh_migration(
     generations: Generations, tls_dir: Path, tmp_path: Path
 ) -> None:
@@ -90,12 +104,22 @@ def test_a_delta_moves_exactly_the_changes_clears_what_was_emptied_and_matches_a
         summary = _delta(target, generations.newer, "delete")
         with open_log(target.settings.log_url) as log:
             events = [stored.event for stored in log.read() if stored.event.run_id == DELTA]
+            base_decisions = [
+                stored.event
+                for stored in log.read()
+                if stored.event.run_id == BASE and stored.event.type == TransformDecided.event_type
+            ]
         delta_rows = _rows(target)
         counts = target.counts()
         with open_log(target.settings.log_url) as log, client_from_settings(target.settings) as c:
             rolled_back = rollback(log, c, run_id=DELTA)
-        print(f"rollback of {DELTA}: restored {dict(rolled_back.restored)}")
+        print(
+            f"rollback of {DELTA}: restored {dict(rolled_back.restored)},"
+            f" re-created {dict(rolled_back.recreated)}"
+        )
         restored_rows = _rows(target)
+        with open_log(target.settings.log_url) as log, client_from_settings(target.settings) as c:
+            again = rollback(log, c, run_id=DELTA)
 
     new = [e for e in events if e.type == SourceRecordChanged.event_type
            and e.payload["previous_hash"] is None]  # fmt: skip
@@ -155,6 +179,16 @@ def test_a_delta_moves_exactly_the_changes_clears_what_was_emptied_and_matches_a
     intended = [e for e in events if e.type == DestinationDeleteIntended.event_type]
     assert len(removed) == totals["deleted"] == len(intended)
     assert all(e.payload["before_image"] for e in removed)
+    # rolling the delta back re-creates every row it deleted, with the columns migrated to it
+    recreated = {(e.payload["target_table"], e.payload["target_id"]) for e in removed}
+    assert sum(rolled_back.recreated.values()) == len(recreated)
+    assert recreated <= set(restored_rows)
+    assert again.appended == 0, "a finished rollback appends nothing"
+    assert again.done == 0
+    migrated = _migrated_columns(base_decisions, recreated)
+    assert {row: {c: restored_rows[row].get(c) for c in migrated[row]} for row in recreated} == {
+        row: {c: base_rows[row].get(c) for c in migrated[row]} for row in recreated
+    }
 
     with target_for(
         generations.newer, tls_dir, log_url=f"sqlite:///{tmp_path / 'fresh.db'}",
