@@ -122,9 +122,11 @@ def _roll_back(
                     progress=lambda _table, count: bar.advance(task, count),
                 )
     deleted, restored = sum(summary.deleted.values()), sum(summary.restored.values())
+    recreated = sum(summary.recreated.values())
     _out.print(
         f"{plan.scope}: {deleted:,} deleted ({summary.already_gone:,} already gone),"
-        f" {restored:,} restored, {len(summary.failed):,} failed; {summary.appended:,} events"
+        f" {restored:,} restored, {recreated:,} re-created, {len(summary.failed):,} failed;"
+        f" {summary.appended:,} events"
     )
     for line in summary.failed[:_SHOWN_CONFLICTS]:
         _out.print(f"  failed: {line}", markup=False)
