@@ -7,53 +7,23 @@ a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ledger.events import EventDecodeError
-from ledger.log import EventLog, LogError, open_log
-from ledger.settings import Settings
+from ledger.log import EventLog
 from producers.extract import export_files
+from producers.mapping.cli import _fail, _open_log, _settings
 from producers.mapping.gate import MapNotConfirmedError
 from producers.mapping.model import MapError, MigrationMap, load_map
 from producers.mapping.stage import TransformSummary, transform_run
 
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _fail(message: str) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {message}", markup=True)
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
-        _fail(f"invalid settings (crmledger.toml or CRMLEDGER_* variables): {problems}")
-    except ValueError as error:
-        _fail(f"cannot read crmledger.toml: {error}")
-
-
-@contextmanager
-def _open_log(settings: Settings) -> Iterator[EventLog]:
-    try:
-        with open_log(settings.log_url, partitions=settings.partitions) as log:
-            yield log
-    except (LogError, EventDecodeError) as error:
-        _fail(f"event log {settings.log_url}: {error}")
 
 
 def _map(path: Path | None) -> MigrationMap:
