@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal, Protocol
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,10 +25,11 @@ from consumers.cli_support import (
     load_migration_map,
     load_settings,
 )
-from consumers.dataverse.client import RetryPolicy
+from consumers.dataverse.client import DataverseClient, RetryPolicy
 from consumers.dataverse.throttle import Throttle
 from consumers.migrate import stage_counts
 from consumers.workers import request_stop, run_phase_worker, run_until_stopped
+from ledger.log import EventLog
 
 worker_app = typer.Typer(
     help="Run a stage as a long-running worker (Kafka mode; several may run in parallel).",
@@ -46,13 +47,21 @@ _NO_RETRY = RetryPolicy(max_retries=0)
 OnceOption = Annotated[bool, typer.Option("--once", help="Handle one phase, then exit.")]
 
 
-@worker_app.command("write")
-def worker_write(
-    run_id: RunOption = None, target: TargetOption = None, once: OnceOption = False
-) -> None:
-    """Write each phase a PhaseStarted event starts; append StageCompleted(write) after it."""
-    from consumers.write import write_phase
+class _PhaseStage(Protocol):
+    def __call__(
+        self, log: EventLog, client: DataverseClient, *, run_id: str, phase: int, throttle: Throttle
+    ) -> Any: ...
 
+
+def _dataverse_worker(
+    stage: Literal["write", "verify"],
+    doing: str,
+    run_stage: _PhaseStage,
+    run_id: str | None,
+    target: str | None,
+    once: bool,
+) -> None:
+    """Handle the phases of ``stage`` with one client and one throttle for the whole worker."""
     settings = load_settings(target)
     with (
         clean_errors(),
@@ -62,13 +71,21 @@ def worker_write(
         throttle = Throttle()
 
         def handle(run: str, phase: int) -> Mapping[str, int]:
-            err.print(f"writing phase {phase} of run {run!r}")
-            return stage_counts(
-                write_phase(log, client, run_id=run, phase=phase, throttle=throttle)
-            )
+            err.print(f"{doing} phase {phase} of run {run!r}")
+            return stage_counts(run_stage(log, client, run_id=run, phase=phase, throttle=throttle))
 
-        report = run_phase_worker(log, "write", handle, run_id=run_id, once=once)
-    err.print(f"write worker exits after {len(report.phases)} phase(s)")
+        report = run_phase_worker(log, stage, handle, run_id=run_id, once=once)
+    err.print(f"{stage} worker exits after {len(report.phases)} phase(s)")
+
+
+@worker_app.command("write")
+def worker_write(
+    run_id: RunOption = None, target: TargetOption = None, once: OnceOption = False
+) -> None:
+    """Write each phase a PhaseStarted event starts; append StageCompleted(write) after it."""
+    from consumers.write import write_phase
+
+    _dataverse_worker("write", "writing", write_phase, run_id, target, once)
 
 
 @worker_app.command("verify")
@@ -78,22 +95,7 @@ def worker_verify(
     """Verify each phase whose writes completed; append StageCompleted(verify) after it."""
     from consumers.verify import verify_phase
 
-    settings = load_settings(target)
-    with (
-        clean_errors(),
-        event_log(settings) as log,
-        dataverse_client(settings, retry=_NO_RETRY) as client,
-    ):
-        throttle = Throttle()
-
-        def handle(run: str, phase: int) -> Mapping[str, int]:
-            err.print(f"verifying phase {phase} of run {run!r}")
-            return stage_counts(
-                verify_phase(log, client, run_id=run, phase=phase, throttle=throttle)
-            )
-
-        report = run_phase_worker(log, "verify", handle, run_id=run_id, once=once)
-    err.print(f"verify worker exits after {len(report.phases)} phase(s)")
+    _dataverse_worker("verify", "verifying", verify_phase, run_id, target, once)
 
 
 @worker_app.command("project")
