@@ -12,41 +12,23 @@ written = verified + mismatched) and the :class:`GateThresholds`, and appends on
 previous phase's latest ``PhaseReconciled`` failed or is missing, unless an operator gives a
 reason, which is recorded in the ``PhaseStarted`` event (``override_reason``).
 
-How records are counted (documented here because reviewers ask):
-
-- A source table belongs to a phase when the run has decisions of it in that phase. A phase
-  without any decision counts the source tables its ``PhaseStarted`` lists as ``objects``
-  instead, so a phase whose records were never transformed fails on extracted = decided +
-  rejected, while a phase with nothing to move (no opportunities in this Mandant) passes. Listed
-  tables of a phase that has decisions but none of them (reference data such as ``RABezSumme``,
-  read for payments) are not counted. A table split over phases (``Briefe``: e-mails in 6,
-  attachments in 7) counts in each phase the records not decided in another one.
-- Each record counts once, by its latest event per stage: a write that failed and then succeeded
-  on retry is ``written``; ``verified``/``mismatched`` refer to the record's latest write.
-- Shares are per source table: a large table cannot hide a small table's failures.
+How records are counted is :mod:`projections.counting` (one rule for the gates, delta gates
+and the ``reconciliation_counts`` projection): each record once, by its latest decision and the
+latest write of that decision no rollback undid; a delta run's changed and new records, and its
+knock-on re-decisions, count as extracted; its deletions are never written.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from ledger.event_types import (
-    DestinationWriteFailed,
-    DestinationWritten,
-    FieldMismatch,
-    PhaseReconciled,
-    PhaseStarted,
-    RecordRejected,
-    RecordVerified,
-    SourceRecordExtracted,
-    TransformDecided,
-)
+from ledger.event_types import PhaseReconciled, PhaseStarted
 from ledger.events import Event, Topic, content_hash
 from ledger.log import EventLog
 from ledger.settings import Settings
+from projections.counting import COUNT_NAMES, run_counts
 
 __all__ = [
     "COUNT_NAMES",
@@ -61,20 +43,7 @@ __all__ = [
     "start_phase",
 ]
 
-COUNT_NAMES = (
-    "extracted",
-    "decided",
-    "rejected",
-    "excluded",
-    "written",
-    "failed",
-    "verified",
-    "mismatched",
-)
-"""The counts of every source table in ``PhaseReconciled.counts``, in display order."""
-
-_FILTERED_OUT = "filtered_out"
-_WARNINGS_KEY = "_warnings"  # producers.mapping.rules.WARNINGS_KEY: notes, not reasons
+_COUNTED = [Topic.SOURCE, Topic.DECISIONS, Topic.WRITES, Topic.CONTROL]
 
 
 class GateFailedError(RuntimeError):
@@ -124,107 +93,15 @@ class GateThresholds:
 # --- counting ----------------------------------------------------------------------------------
 
 
-def _table_of(key: str) -> str:
-    return key.split(":", 1)[0]
-
-
-def _excluded(reasons: Mapping[str, Sequence[str]]) -> bool:
-    codes = {
-        text.split(":", 1)[0].strip()
-        for column, texts in reasons.items()
-        if column != _WARNINGS_KEY
-        for text in texts
-    }
-    return codes == {_FILTERED_OUT}
-
-
 def phase_counts(log: EventLog, *, run_id: str, phase: int) -> dict[str, dict[str, int]]:
     """The counts (:data:`COUNT_NAMES`) of every source table of ``phase`` in ``run_id``.
 
-    Read from the log alone; see the module docstring for what belongs to a phase.
+    Read from the log alone, by the rule of :mod:`projections.counting`; a delta run counts the
+    same way (its changed and new records are its extracted ones).
     """
-    here = str(phase)
-    tables: set[str] = set()
-    elsewhere: defaultdict[str, set[str]] = defaultdict(set)  # table → keys decided in other phases
-    outcome: dict[str, str] = {}  # key → "decided" | "rejected" | "excluded" (this phase)
-    for stored in log.read([Topic.DECISIONS]):
-        event = stored.event
-        if event.run_id != run_id:
-            continue
-        table = _table_of(event.key)
-        if event.phase != here:
-            elsewhere[table].add(event.key)
-            continue
-        tables.add(table)
-        if event.type == TransformDecided.event_type:
-            outcome[event.key] = "decided"
-        elif event.type == RecordRejected.event_type:
-            excluded = _excluded(event.payload.get("reasons") or {})
-            outcome[event.key] = "excluded" if excluded else "rejected"
-    listed = {
-        str(name)
-        for started in _control(log, run_id, phase, PhaseStarted.event_type)
-        for name in started.payload.get("objects") or []
-    }
-
-    wanted = tables or listed
-    extracted: defaultdict[str, set[str]] = defaultdict(set)  # distinct keys: re-reads count once
-    source_tables: set[str] = set()
-    for stored in log.read([Topic.SOURCE]):
-        event = stored.event
-        if event.run_id != run_id or event.type != SourceRecordExtracted.event_type:
-            continue
-        table = str(event.payload.get("table") or _table_of(event.key))
-        source_tables.add(table)
-        if table in wanted and event.key not in elsewhere[table]:
-            extracted[table].add(event.key)
-    if not tables:
-        # Map object names a PhaseStarted may list are not source tables: not counted.
-        tables = listed & source_tables
-
-    write_of, result, checks = _writes(log, run_id, here)
-    counts: dict[str, dict[str, int]] = {}
-    for table in sorted(tables):
-        counts[table] = dict.fromkeys(COUNT_NAMES, 0)
-        counts[table]["extracted"] = len(extracted[table])
-    for key, what in outcome.items():
-        row = counts[_table_of(key)]
-        if what == "decided":
-            row["decided"] += 1
-        else:
-            row["rejected"] += 1
-            row["excluded"] += int(what == "excluded")
-    for key, what in result.items():
-        row = counts.setdefault(_table_of(key), dict.fromkeys(COUNT_NAMES, 0))
-        row[what] += 1
-        if what == "written":
-            check = checks.get(write_of[key])
-            if check is not None:
-                row[check] += 1
-    return counts
-
-
-def _writes(
-    log: EventLog, run_id: str, phase: str
-) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """Per key: the latest write's event id, the latest write outcome; per write: its check."""
-    write_of: dict[str, str] = {}
-    result: dict[str, str] = {}
-    checks: dict[str, str] = {}
-    for stored in log.read([Topic.WRITES]):
-        event = stored.event
-        if event.run_id != run_id or event.phase != phase:
-            continue
-        if event.type == DestinationWritten.event_type:
-            write_of[event.key] = str(event.event_id)
-            result[event.key] = "written"
-        elif event.type == DestinationWriteFailed.event_type:
-            result[event.key] = "failed"
-        elif event.type == RecordVerified.event_type and event.causation_id is not None:
-            checks.setdefault(str(event.causation_id), "verified")
-        elif event.type == FieldMismatch.event_type and event.causation_id is not None:
-            checks[str(event.causation_id)] = "mismatched"
-    return write_of, result, checks
+    events = (stored.event for stored in log.read(_COUNTED))
+    counts = run_counts(events, run_id).get(phase, {})
+    return {table: {name: row[name] for name in COUNT_NAMES} for table, row in counts.items()}
 
 
 # --- judging -----------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from consumers.cli_support import DemoOption, clean_errors, demo_target, err, event_log, fail
 from consumers.dataverse.client import RetryPolicy, client_from_settings
 from consumers.dataverse.errors import DataverseClientError, DataverseConfigError
-from consumers.reconcile import COUNT_NAMES
 from ledger.settings import Settings
 from projections.reconcile_report import (
     Problem,
@@ -119,7 +118,7 @@ def _read_dataverse(settings: Settings, records: Sequence[SpotRecord]) -> str:
 
 def _print(report: Report) -> None:
     table = Table(title=f"run {report.run_id!r}: reconciliation per phase and work4all table")
-    for column in ("phase", "table", *COUNT_NAMES, "gate"):
+    for column in ("phase", "table", *report.count_names, "gate"):
         table.add_column(column, justify="left" if column in ("table", "gate") else "right")
     for phase in report.phases:
         for index, (name, counts) in enumerate(sorted(phase.objects.items())):
@@ -127,7 +126,7 @@ def _print(report: Report) -> None:
             table.add_row(
                 str(phase.phase) if index == 0 else "",
                 name,
-                *(f"{counts[count]:,}" for count in COUNT_NAMES),
+                *(f"{counts[count]:,}" for count in report.count_names),
                 gate,
                 end_section=index == len(phase.objects) - 1,
             )

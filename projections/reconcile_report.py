@@ -1,6 +1,8 @@
 """The reconciliation report of a run: counts and gates, every problem, a spot check, charts.
 
-Everything but the spot check comes from the projections (``reconciliation_counts``,
+The counts follow :mod:`projections.counting`; a delta run's also say what became of its
+deleted source records (:data:`~projections.counting.DELETION_NAMES`). Everything but the
+spot check comes from the projections (``reconciliation_counts``,
 ``phase_gates``, ``record_state``, ``event_throughput``); the spot check reads the sampled
 records' source values and decisions from the log and what Dataverse holds now through the
 Dataverse client. :func:`build_report` gathers it, :func:`report_json`, :func:`write_csv` and
@@ -23,12 +25,12 @@ from sqlalchemy import Connection, func, select
 
 from consumers.dataverse.client import DataverseClient
 from consumers.dataverse.errors import DataverseClientError, DataverseError
-from consumers.reconcile import COUNT_NAMES
 from consumers.writing.rows import read_columns
 from ledger.event_types import SourceRecordExtracted, TransformDecided
 from ledger.events import Topic
 from ledger.log import EventLog
 from producers.mapping.rules import entity_set
+from projections.counting import COUNT_NAMES, DELETION_NAMES
 from projections.tables import event_throughput, phase_gates, reconciliation_counts, record_state
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "SpotRecord",
     "build_report",
     "default_run",
+    "is_delta",
     "read_dataverse",
     "render_html",
     "report_json",
@@ -112,15 +115,18 @@ class Report:
     spot_check: list[SpotRecord] = field(default_factory=list)
     dataverse: str = "not read"
     """``read``, or why Dataverse was not read (not configured, not reachable …)."""
+    delta: bool = False
+    """a delta run (changed, new or deleted source records): its counts include deletions."""
+
+    @property
+    def count_names(self) -> tuple[str, ...]:
+        """The counts every table row holds: a delta run's deletion counts too."""
+        return COUNT_NAMES + DELETION_NAMES if self.delta else COUNT_NAMES
 
     def totals(self) -> dict[str, int]:
         """The counts summed over every phase and table."""
-        total = dict.fromkeys(COUNT_NAMES, 0)
-        for phase in self.phases:
-            for row in phase.objects.values():
-                for name in COUNT_NAMES:
-                    total[name] += row[name]
-        return total
+        rows = (row for phase in self.phases for row in phase.objects.values())
+        return _sum(rows, self.count_names)
 
     def of_kind(self, *kinds: str) -> list[Problem]:
         """The problems of the given kinds."""
@@ -149,21 +155,33 @@ def default_run(connection: Connection) -> str | None:
 
 def build_report(connection: Connection, run_id: str) -> Report:
     """The report of ``run_id`` from the projections (without the spot check)."""
+    delta = is_delta(connection, run_id)
+    names = COUNT_NAMES + DELETION_NAMES if delta else COUNT_NAMES
     return Report(
         run_id=run_id,
-        phases=_phases(connection, run_id),
+        phases=_phases(connection, run_id, names),
         problems=_problems(connection, run_id),
         throughput=_throughput(connection, run_id),
+        delta=delta,
     )
 
 
-def _phases(connection: Connection, run_id: str) -> list[PhaseReport]:
+def is_delta(connection: Connection, run_id: str) -> bool:
+    """Whether ``run_id`` is a delta run: it has changed, new or deleted source records."""
+    rs = record_state.c
+    query = select(rs.source_key).where(
+        rs.run_id == run_id, rs.changed_at.is_not(None) | rs.source_deleted
+    )
+    return connection.execute(query.limit(1)).first() is not None
+
+
+def _phases(connection: Connection, run_id: str, names: Sequence[str]) -> list[PhaseReport]:
     counts: dict[int, dict[str, dict[str, int]]] = {}
     rc = reconciliation_counts.c
     query = select(reconciliation_counts).where(rc.run_id == run_id)
     for row in connection.execute(query.order_by(rc.phase, rc.source_table)).mappings():
         objects = counts.setdefault(int(row["phase"]), {})
-        objects[str(row["source_table"])] = {name: int(row[name]) for name in COUNT_NAMES}
+        objects[str(row["source_table"])] = {name: int(row[name]) for name in names}
     gates = {
         int(row["phase"]): row
         for row in connection.execute(
@@ -308,6 +326,8 @@ def report_json(report: Report) -> dict[str, Any]:
     """The whole report as JSON-ready data (every problem, every sampled record)."""
     return {
         "run_id": report.run_id,
+        "delta": report.delta,
+        "columns": list(report.count_names),
         "totals": report.totals(),
         "phases": [asdict(phase) for phase in report.phases],
         "rejections": [asdict(p) for p in report.of_kind("rejected", "excluded")],
@@ -345,7 +365,7 @@ def write_csv(report: Report, folder: Path) -> list[Path]:
     ]  # fmt: skip
     files = {
         "phases.csv": (
-            ["run_id", "phase", "source_table", *COUNT_NAMES, "verdict", "override_reason"],
+            ["run_id", "phase", "source_table", *report.count_names, "verdict", "override_reason"],
             phase_rows,
         ),
         "rejections.csv": (
@@ -422,7 +442,7 @@ def _legend(names: Sequence[str], x: int, y: int) -> str:
 
 def phase_chart(report: Report) -> str:
     """Grouped bars: per phase, the records extracted … mismatched (summed over its tables)."""
-    phases = [(p.phase, _sum(p.objects.values())) for p in report.phases]
+    phases = [(p.phase, _sum(p.objects.values(), COUNT_NAMES)) for p in report.phases]
     width, height, bottom, left = 900, 320, 260, 50
     peak = max([1, *(row[name] for _, row in phases for name in _CHART_COUNTS)])
     group = (width - left - 20) / max(1, len(phases))
@@ -509,10 +529,10 @@ def throughput_chart(report: Report) -> str:
     return "".join(parts)
 
 
-def _sum(rows: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    total = dict.fromkeys(COUNT_NAMES, 0)
+def _sum(rows: Iterable[Mapping[str, int]], names: Sequence[str]) -> dict[str, int]:
+    total = dict.fromkeys(names, 0)
     for row in rows:
-        for name in COUNT_NAMES:
+        for name in names:
             total[name] += row[name]
     return total
 
@@ -523,7 +543,7 @@ def render_html(report: Report) -> str:
     for phase in report.phases:
         for index, (table, counts) in enumerate(sorted(phase.objects.items())):
             verdict = (phase.verdict or "not reconciled") if index == 0 else ""
-            cells = "".join(f'<td class="n">{counts[name]:,}</td>' for name in COUNT_NAMES)
+            cells = "".join(f'<td class="n">{counts[name]:,}</td>' for name in report.count_names)
             rows.append(
                 f"<tr><td>{phase.phase if index == 0 else ''}</td><td>{_e(table)}</td>{cells}"
                 f'<td class="{_e(phase.verdict or "none")}">{_e(verdict)}</td></tr>'
@@ -541,7 +561,7 @@ def render_html(report: Report) -> str:
         for p in report.problems
     )
     spots = "".join(_spot_html(record) for record in report.spot_check)
-    head = "".join(f'<th class="n">{name}</th>' for name in COUNT_NAMES)
+    head = "".join(f'<th class="n">{name}</th>' for name in report.count_names)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>crmledger reconciliation: run {_e(report.run_id)}</title>

@@ -2,21 +2,23 @@
 
 Each record's row (``record_state``) is changed only by that record's own events, which the log
 keeps in order (one key, one partition per topic), so it is the same however the partitions
-interleave. The counts are derived from those rows after each batch, for the phases the batch
-touched, by the rules of :mod:`consumers.reconcile` — so they always equal
-``consumers.reconcile.phase_counts`` for the log applied so far, on every rebuild.
+interleave. The counts follow the one rule of :mod:`projections.counting`: each row keeps its
+record's :class:`~projections.counting.RecordTally`; a batch adds to ``reconciliation_tallies``
+what its records' contributions changed by and assembles the touched runs'
+``reconciliation_counts`` from those sums, so they always equal
+``consumers.reconcile.phase_counts`` for the log applied so far, and a batch costs what it
+changed, not what the run holds.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, or_, select, tuple_
+from sqlalchemy import Connection, Table, delete, select, tuple_
 
-from consumers.reconcile import COUNT_NAMES
 from ledger.event_types import (
     DestinationDeleted,
     DestinationRestored,
@@ -34,15 +36,22 @@ from ledger.event_types import (
 )
 from ledger.events import Event, Topic, canonical_json
 from ledger.log import StoredEvent
+from projections.counting import TALLIED, RecordTally, assemble, excluded
 from projections.db import upsert
 from projections.facts import chunks, event_time, phase_number, split_key
-from projections.tables import id_map, phase_gates, reconciliation_counts, record_state
+from projections.tables import (
+    id_map,
+    phase_gates,
+    reconciliation_counts,
+    reconciliation_tallies,
+    record_state,
+)
 
 Row = dict[str, Any]
 RecordId = tuple[str, str]  # run_id, source_key
+Share = dict[tuple[int | None, str, str], int]  # (phase, source table, count name) → records
 
-_FILTERED_OUT = "filtered_out"
-_WARNINGS_KEY = "_warnings"  # notes among a rejection's reasons, as consumers.reconcile skips
+_UNPLACED = -1  # reconciliation_tallies.phase of records without a phase of their own
 _SOURCE = frozenset(
     {
         SourceRecordExtracted.event_type,
@@ -62,17 +71,6 @@ _UNDONE = {DestinationDeleted.event_type: "deleted", DestinationRestored.event_t
 _GATES = frozenset({PhaseStarted.event_type, PhaseReconciled.event_type})
 
 
-def excluded(reasons: Mapping[str, Sequence[str]]) -> bool:
-    """Whether a rejection is only a scope decision (no map object's filter takes the record)."""
-    codes = {
-        text.split(":", 1)[0].strip()
-        for column, texts in reasons.items()
-        if column != _WARNINGS_KEY
-        for text in texts
-    }
-    return codes == {_FILTERED_OUT}
-
-
 def _new_row(run_id: str, key: str) -> Row:
     table, code = split_key(key)
     row: Row = {column.name: None for column in record_state.columns}
@@ -88,36 +86,46 @@ def _new_row(run_id: str, key: str) -> Row:
 
 
 class RecordStates:
-    """Keeps ``record_state``, ``id_map``, ``reconciliation_counts`` and ``phase_gates``."""
+    """Keeps ``record_state``, ``id_map``, the reconciliation counts and ``phase_gates``."""
 
     name = "record_state"
     topics: tuple[Topic, ...] = tuple(Topic)
-    tables: tuple[Table, ...] = (record_state, id_map, reconciliation_counts, phase_gates)
+    tables: tuple[Table, ...] = (
+        record_state,
+        id_map,
+        reconciliation_counts,
+        reconciliation_tallies,
+        phase_gates,
+    )
 
     def apply(self, connection: Connection, events: Sequence[StoredEvent]) -> None:
-        """Apply each record's events to its row, then recount the phases they touched."""
+        """Apply each record's events to its row, then count what their tallies changed."""
         ordered = [stored.event for stored in events]
-        records = [e for e in ordered if e.type in _RECORD]
         undone = [e for e in ordered if e.type in _UNDONE]
-        rows = _load(connection, {(e.run_id, e.key) for e in records}, undone)
+        own = {(e.run_id, e.key) for e in ordered if e.type in TALLIED}
+        rows = _load(connection, own, undone)
         changed: set[RecordId] = set()
         decisions: dict[RecordId, Event] = {}
-        touched: defaultdict[str, set[int]] = defaultdict(set)
-        sourced: set[str] = set()
+        tallies: dict[RecordId, RecordTally] = {}
+        before: dict[RecordId, Share] = {}
+        listed: set[str] = set()
         for event in ordered:
-            if event.type in _RECORD:
+            if event.type in TALLIED:
                 record = (event.run_id, event.key)
                 row = rows.get(record) or _new_row(*record)
                 rows[record] = row
-                _apply(row, event)
+                if record not in tallies:
+                    tallies[record] = _tally(row)
+                    before[record] = _share(tallies[record])
+                tallies[record].apply(event)
                 changed.add(record)
-                if event.type in _SOURCE:
-                    sourced.add(event.run_id)
-                elif (phase := phase_number(event)) is not None:
-                    touched[event.run_id].add(phase)
+                if event.type in _RECORD:
+                    _apply(row, event)
+                else:
+                    _touch(row, event)
                 if event.type in (TransformDecided.event_type, RecordRejected.event_type):
                     decisions[record] = event
-            elif event.type in _UNDONE:
+            if event.type in _UNDONE:
                 for record in _rows_of_target(rows, event):
                     rows[record] |= {
                         "rollback_status": _UNDONE[event.type],
@@ -127,7 +135,10 @@ class RecordStates:
                     changed.add(record)
             elif event.type in _GATES and (phase := phase_number(event)) is not None:
                 _apply_gate(connection, event, phase)
-                touched[event.run_id].add(phase)
+                if event.type == PhaseStarted.event_type:
+                    listed.add(event.run_id)
+        for record, tally in tallies.items():
+            rows[record]["tally_json"] = tally.to_json()
         upsert(
             connection,
             record_state,
@@ -135,11 +146,54 @@ class RecordStates:
             ("run_id", "source_key"),
         )
         _map_ids(connection, decisions)
-        for run_id in sorted(sourced):
-            touched[run_id] |= _phases_of(connection, run_id)
-        for run_id, phases in sorted(touched.items()):
-            for phase in sorted(phases):
-                _recount(connection, run_id, phase)
+        self.count(connection, {r: (before[r], _share(t)) for r, t in tallies.items()}, listed)
+
+    def count(
+        self,
+        connection: Connection,
+        shares: Mapping[RecordId, tuple[Share, Share]],
+        listed: set[str],
+    ) -> None:
+        """Add what each record's share changed by (old, new) to ``reconciliation_tallies``;
+        assemble the counts of every run that changed or whose phases listed new tables."""
+        delta: Counter[tuple[str, int, str, str]] = Counter()
+        for (run_id, _key), (old, new) in shares.items():
+            for part in old.keys() | new.keys():
+                change = new.get(part, 0) - old.get(part, 0)
+                if change:
+                    phase, table, name = part
+                    delta[(run_id, _UNPLACED if phase is None else phase, table, name)] += change
+        upsert(
+            connection,
+            reconciliation_tallies,
+            [
+                {"run_id": r, "phase": p, "source_table": t, "name": n, "count": c}
+                for (r, p, t, n), c in sorted(delta.items())
+                if c
+            ],
+            ("run_id", "phase", "source_table", "name"),
+            add=("count",),
+        )
+        runs = sorted({run_id for (run_id, *_rest), c in delta.items() if c} | listed)
+        for chunk in chunks(runs):
+            connection.execute(
+                delete(reconciliation_tallies).where(
+                    reconciliation_tallies.c.run_id.in_(chunk), reconciliation_tallies.c.count == 0
+                )
+            )
+        for run_id in runs:
+            _recount(connection, run_id)
+
+
+def _tally(row: Row) -> RecordTally:
+    text = row.get("tally_json")
+    return RecordTally.from_json(text) if text else RecordTally.of(str(row["source_key"]))
+
+
+def _share(tally: RecordTally) -> Share:
+    return {
+        (phase, tally.table, name): count for (phase, name), count in tally.contribution().items()
+    }
 
 
 # --- one record's row --------------------------------------------------------------------------
@@ -337,91 +391,31 @@ def _apply_gate(connection: Connection, event: Event, phase: int) -> None:
     upsert(connection, phase_gates, [row], ("run_id", "phase"))
 
 
-def _phases_of(connection: Connection, run_id: str) -> set[int]:
-    """Every phase of ``run_id`` that has decisions or a gate: source events may change them."""
-    decided = select(record_state.c.decision_phase).where(
-        record_state.c.run_id == run_id, record_state.c.decision_phase.is_not(None)
-    )
-    gated = select(phase_gates.c.phase).where(phase_gates.c.run_id == run_id)
-    return {int(phase) for (phase,) in connection.execute(decided.union(gated))}
-
-
-def _recount(connection: Connection, run_id: str, phase: int) -> None:
-    """Replace the counts of ``phase`` in ``run_id`` with those of ``consumers.reconcile``."""
-    rs = record_state.c
-    of_run = rs.run_id == run_id
-    tables = {
-        str(table)
-        for (table,) in connection.execute(
-            select(rs.source_table).where(of_run, rs.decision_phase == phase).distinct()
+def _recount(connection: Connection, run_id: str) -> None:
+    """Replace the counts of ``run_id`` with those its tallies and phase listings assemble."""
+    rt = reconciliation_tallies.c
+    tallies = {
+        (None if phase == _UNPLACED else int(phase), str(table), str(name)): int(count)
+        for phase, table, name, count in connection.execute(
+            select(rt.phase, rt.source_table, rt.name, rt.count).where(rt.run_id == run_id)
         )
     }
-    listed = set(
-        _json_list(
-            connection.execute(
-                select(phase_gates.c.objects_json).where(
-                    phase_gates.c.run_id == run_id, phase_gates.c.phase == phase
-                )
-            ).scalar()
-        )
-    )
-    wanted = tables or listed
-    extracted: dict[str, int] = {}
-    if wanted:
-        # A record decided in another phase counts there (a table split over phases).
-        query = (
-            select(rs.source_table, func.count())
-            .where(
-                of_run,
-                rs.extracted_at.is_not(None),
-                rs.source_table.in_(sorted(wanted)),
-                or_(rs.decision_phase.is_(None), rs.decision_phase == phase),
+    listed = {
+        int(phase): _json_list(objects)
+        for phase, objects in connection.execute(
+            select(phase_gates.c.phase, phase_gates.c.objects_json).where(
+                phase_gates.c.run_id == run_id
             )
-            .group_by(rs.source_table)
         )
-        extracted = {str(table): int(n) for table, n in connection.execute(query)}
-    if not tables:
-        # Listed names that are map objects rather than source tables are not counted.
-        query = select(rs.source_table).where(
-            of_run, rs.extracted_at.is_not(None), rs.source_table.in_(sorted(listed))
-        )
-        tables = {str(table) for (table,) in connection.execute(query.distinct())}
-    counts: dict[str, dict[str, int]] = {
-        table: dict.fromkeys(COUNT_NAMES, 0) | {"extracted": extracted.get(table, 0)}
-        for table in tables
     }
-    decided = (
-        select(rs.source_table, rs.decision, rs.excluded, func.count())
-        .where(of_run, rs.decision_phase == phase)
-        .group_by(rs.source_table, rs.decision, rs.excluded)
-    )
-    for table, decision, is_excluded, n in connection.execute(decided):
-        row = counts.setdefault(str(table), dict.fromkeys(COUNT_NAMES, 0))
-        if decision == "decided":
-            row["decided"] += int(n)
-        else:
-            row["rejected"] += int(n)
-            row["excluded"] += int(n) if is_excluded else 0
-    written = (
-        select(rs.source_table, rs.write_status, rs.check_status, func.count())
-        .where(of_run, rs.write_phase == phase, rs.write_status.is_not(None))
-        .group_by(rs.source_table, rs.write_status, rs.check_status)
-    )
-    for table, status, check, n in connection.execute(written):
-        row = counts.setdefault(str(table), dict.fromkeys(COUNT_NAMES, 0))
-        row[str(status)] += int(n)
-        if status == "written" and check is not None:
-            row[str(check)] += int(n)
+    counts = assemble(tallies, listed)
     connection.execute(
-        delete(reconciliation_counts).where(
-            reconciliation_counts.c.run_id == run_id, reconciliation_counts.c.phase == phase
-        )
+        delete(reconciliation_counts).where(reconciliation_counts.c.run_id == run_id)
     )
-    if counts:
-        connection.execute(
-            reconciliation_counts.insert(),
-            [
-                {"run_id": run_id, "phase": phase, "source_table": table, **counts[table]}
-                for table in sorted(counts)
-            ],
-        )
+    rows = [
+        {"run_id": run_id, "phase": phase, "source_table": table, **row}
+        for phase, tables in sorted(counts.items())
+        for table, row in sorted(tables.items())
+    ]
+    if rows:
+        connection.execute(reconciliation_counts.insert(), rows)

@@ -95,6 +95,8 @@ record_state = Table(
     Column("rollback_status", String(20), nullable=True),
     Column("rolled_back_at", String(32), nullable=True),
     Column("last_event_at", String(32), nullable=False),
+    # reconciliation (revision 0003): projections.counting.RecordTally as canonical JSON
+    Column("tally_json", Text, nullable=True),
     Index("record_state_by_decision", "run_id", "decision_phase"),
     Index("record_state_by_write", "run_id", "write_phase"),
     Index("record_state_by_target", "target_table", "target_id"),
@@ -102,8 +104,8 @@ record_state = Table(
 """One row per record and run: its latest state in every stage.
 
 - ``content_hash``/``source_position``: the latest extracted or changed version;
-  ``extracted_at`` is set by ``SourceRecordExtracted`` only (what reconciliation counts as
-  extracted), ``changed_at`` by ``SourceRecordChanged``, ``source_deleted`` by
+  ``extracted_at`` is set by ``SourceRecordExtracted``, ``changed_at`` by
+  ``SourceRecordChanged`` (reconciliation counts either as extracted), ``source_deleted`` by
   ``SourceRecordDeleted``.
 - ``decision``: ``decided`` | ``rejected``; ``excluded`` is true for a rejection only because
   no map object's filter takes the record (``filtered_out``, a scope decision).
@@ -113,6 +115,9 @@ record_state = Table(
 - ``check_status``: ``verified`` | ``mismatched`` (``mismatched_columns_json``: a sorted list of
   column names) for the latest write; null until that write is verified.
 - ``rollback_status``: ``deleted`` | ``restored`` once a rollback of the run acted on the row.
+- ``tally_json``: what the record's events say for reconciliation
+  (:class:`projections.counting.RecordTally`), from which its share of
+  ``reconciliation_tallies`` is computed.
 """
 
 reconciliation_counts = Table(
@@ -129,11 +134,37 @@ reconciliation_counts = Table(
     Column("failed", BigInteger, nullable=False),
     Column("verified", BigInteger, nullable=False),
     Column("mismatched", BigInteger, nullable=False),
+    # deletions of delta runs (revision 0003)
+    Column("source_deleted", BigInteger, nullable=False, server_default="0"),
+    Column("deleted", BigInteger, nullable=False, server_default="0"),
+    Column("deactivated", BigInteger, nullable=False, server_default="0"),
+    Column("flagged", BigInteger, nullable=False, server_default="0"),
+    Column("deletion_failed", BigInteger, nullable=False, server_default="0"),
 )
-"""Per run, phase and work4all table, the counts ``consumers.reconcile.phase_counts`` gives.
+"""Per run, phase and work4all table, every count of :data:`projections.counting.ALL_NAMES`.
 
-Counted by the same rules (see that module), always from the current state of the log, so they
-equal what the next ``PhaseReconciled`` would record; ``excluded`` is part of ``rejected``.
+Counted by the one rule of :mod:`projections.counting` (which ``consumers.reconcile.phase_counts``
+uses too), always for the log applied so far, so ``extracted`` … ``mismatched`` equal what the
+next ``PhaseReconciled`` would record; ``excluded`` is part of ``rejected``. ``source_deleted``
+… ``deletion_failed`` are a delta run's deletions (and withdrawals), in the lowest phase that
+lists their table.
+"""
+
+reconciliation_tallies = Table(
+    "reconciliation_tallies",
+    metadata,
+    Column("run_id", String(100), primary_key=True),
+    Column("phase", Integer, primary_key=True),
+    Column("source_table", String(100), primary_key=True),
+    Column("name", String(30), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+"""Per run, phase and work4all table, the records' contributions to each count, summed.
+
+What :func:`projections.counting.assemble` turns into ``reconciliation_counts``; kept by adding
+each changed record's new contribution and subtracting its old one, so a batch costs what it
+changed, not what the run holds. ``phase`` -1: records without a phase of their own (extracted
+but undecided; deletions). Rows whose count falls to zero are removed.
 """
 
 phase_gates = Table(

@@ -44,7 +44,7 @@ GATES = GateThresholds(max_rejected_share=0.5)
 
 @pytest.fixture(scope="module")
 def small_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 40-customer export (the rollback tests' seed): the distributed round trips make a bigger one slow."""
+    """A 40-customer export (the rollback tests' seed; Kafka round trips make bigger ones slow)."""
     folder = tmp_path_factory.mktemp("kafka-rollback-export")
     generate(out=str(folder), customers=40, form=ExportForm.SQL, seed=11, quiet=True)
     return folder / "work4all.db"
