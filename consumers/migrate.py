@@ -15,7 +15,11 @@ addressed by deterministic target ids), so re-running ``migrate`` for the same r
 nothing for what is done. Two stages are skipped outright on a re-run because their work is
 recorded: extraction, when the run already holds every record the export's
 ``ExportRegistered`` event counted (on Kafka a second extraction would append duplicates), and
-a phase whose last ``PhaseReconciled`` passed.
+a phase whose last ``PhaseReconciled`` passed and none of whose decisions is pending. A decision
+is pending again after a rollback undid its write (:mod:`consumers.writing.plan`, write
+generations): a phase rolled back since it passed is run again (written, verified and gated
+with a new ``PhaseReconciled``), and the phases after it are gated by that latest verdict, as
+always.
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from consumers.dataverse.throttle import Throttle
 from consumers.reconcile import GateFailedError, GateThresholds, reconcile_phase, start_phase
 from consumers.verify import verify_phase
 from consumers.write import WriteProgress, write_phase
+from consumers.writing.plan import pending_by_phase
 from ledger.event_types import (
     PhaseReconciled,
     PhaseStarted,
     TransformDecided,
 )
 from ledger.events import Event, Topic
-from ledger.log import EventLog
+from ledger.log import EventLog, Position
 from producers.extract import export_files, extract, registered_export
 from producers.mapping.gate import require_confirmed
 from producers.mapping.model import MigrationMap
@@ -115,7 +120,8 @@ class PhaseOutcome:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     resumed: bool = False
-    """The phase had passed in an earlier invocation and was not run again."""
+    """The phase had passed in an earlier invocation, nothing of it was pending (rolled back
+    since), and it was not run again."""
     overridden: str | None = None
     seconds: float = 0.0
 
@@ -174,9 +180,10 @@ def migrate(
     summary.transform = _transform(log, migration_map, request, shown)
     summary.schema_changes = _schema(log, client, migration_map, request.run_id, shown)
     reconciled = _last_reconciled(log, request.run_id)
+    pending = pending_by_phase(log, request.run_id)
     for phase in wanted:
         previous = reconciled.get(phase)
-        if previous is not None and previous.verdict == "passed":
+        if previous is not None and previous.verdict == "passed" and not pending[phase]:
             summary.phases.append(
                 PhaseOutcome(phase, "passed", dict(previous.counts), list(previous.reasons),
                              resumed=True)
@@ -292,11 +299,14 @@ def _run_phase(
     tables = sorted(
         {source for obj in migration_map.objects if obj.phase == phase for source in obj.sources}
     )
+    # a phase run again (rolled back since) appends a PhaseStarted of the same id: its workers'
+    # completions are the ones after this position
+    before = log.end_position([Topic.CONTROL])
     # start_phase checks the previous phase's gate (GateFailedError) and records an override.
     start = start_phase(
         log, run_id=run_id, phase=phase, objects=tables, override_reason=request.override_reason
     )
-    stages.write_and_verify(log, request, phase, start, shown)
+    stages.write_and_verify(log, request, phase, start, shown, after=before)
     event = reconcile_phase(log, run_id=run_id, phase=phase, thresholds=request.thresholds)
     result = PhaseReconciled.model_validate(event.payload)
     shown.stage_finished(f"phase {phase} gate", result.verdict)
@@ -311,9 +321,20 @@ class PhaseStages(Protocol):
     """Who writes and verifies a started phase: this process, or workers (Kafka mode)."""
 
     def write_and_verify(
-        self, log: EventLog, request: MigrationRequest, phase: int, start: Event, shown: Display
+        self,
+        log: EventLog,
+        request: MigrationRequest,
+        phase: int,
+        start: Event,
+        shown: Display,
+        *,
+        after: Position | None = None,
     ) -> None:
-        """Write, then verify, every decision of ``phase`` (started by ``start``); then return."""
+        """Write, then verify, every decision of ``phase`` (started by ``start``); then return.
+
+        ``after``: the control topic's end just before ``start`` was appended; what completes
+        this start comes after it (a phase run again repeats its ``PhaseStarted``).
+        """
 
     def throttled(self) -> int:
         """429 responses met so far."""
@@ -340,9 +361,16 @@ class InProcessStages:
         return count
 
     def write_and_verify(
-        self, log: EventLog, request: MigrationRequest, phase: int, start: Event, shown: Display
+        self,
+        log: EventLog,
+        request: MigrationRequest,
+        phase: int,
+        start: Event,
+        shown: Display,
+        *,
+        after: Position | None = None,
     ) -> None:
-        """Call ``write_phase`` then ``verify_phase`` with progress."""
+        """Call ``write_phase`` then ``verify_phase`` with progress (``after`` is not needed)."""
         run_id = request.run_id
         write_stage, verify_stage = f"phase {phase} write", f"phase {phase} verify"
         decided = _decided_count(log, run_id, phase)

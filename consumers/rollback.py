@@ -42,6 +42,17 @@ time; it does not see changes to columns the run did not write. A row that diffe
 :class:`Conflict`: reported and left alone (and so are the rows it binds, which deleting would
 cascade into it) unless ``force``. A unit group with units the run did not create conflicts too.
 
+**Write generations** (:mod:`consumers.writing.plan`): only the writes of each decision's
+current generation are undone. A ``DestinationDeleted`` or ``DestinationRestored`` is appended to
+the ``writes`` topic keyed by the source key of the write it undoes (``causation_id``), so it is
+in order with that record's write events; it closes the record's generation, and a later
+migration of the same run writes the record anew (new write events of new ids). A rollback of
+the same scope after such a re-migration undoes the new generation (deletes what it created,
+restores the before-images its writes captured); the closed generations are never undone again.
+A row several records wrote (a supplier merged into a customer's account) is deleted or restored
+once, and every record's write the action undoes gets its event (the action's ``also``), so each
+of those records is pending again. A failed write is not undone (there is nothing to undo).
+
 **Idempotent and resumable**: each action appends one ``DestinationDeleted``,
 ``DestinationRestored`` or ``DestinationRecreated`` whose id derives from the write it undoes,
 so a retried append is a duplicate; actions recorded are never planned again. A row already gone
@@ -65,12 +76,12 @@ from consumers.dataverse.client import DataverseClient, JsonObject
 from consumers.dataverse.errors import DataverseError
 from consumers.verify import same_value
 from consumers.writing import batch, rows
+from consumers.writing.plan import Generations
 from ledger.event_types import (
     DestinationDeleted,
     DestinationRecreated,
     DestinationRestored,
     DestinationRowDeleted,
-    DestinationWriteFailed,
     DestinationWriteIntended,
     DestinationWritten,
     FieldMismatch,
@@ -162,6 +173,9 @@ class Action:
     """in the plan because a record of the scope depends on it (``--cascade``)."""
     must_exist: bool = True
     """the run recorded the row as written; False: only an intent (a crash, or a failure)."""
+    also: tuple[tuple[str, str, int], ...] = ()
+    """(source key, write event id, phase) of the other records' writes of the row this action
+    undoes too (a merged account): each gets an event of its own, closing its generation."""
 
     def as_json(self) -> JsonObject:
         """The action as ``RollbackPlanned`` lists it."""
@@ -178,6 +192,8 @@ class Action:
             data["before_image"] = self.before_image
         if self.cascaded:
             data["cascaded"] = True
+        if self.also:
+            data["also_undoes"] = [undoes for _, undoes, _ in self.also]
         return data
 
     @property
@@ -307,6 +323,9 @@ class _History:
     planned: set[tuple[str, str, str, str]] = field(default_factory=set)
     sets: dict[str, str] = field(default_factory=dict)
     """entity set → table, for every table the run wrote."""
+    undone: Counter[int] = field(default_factory=Counter)
+    """phase → rollback events that undid writes of closed generations (done, never planned
+    again)."""
 
 
 def _phase(text: str | None) -> int:
@@ -323,18 +342,18 @@ def _history(log: EventLog, run_id: str) -> _History:
         if event.run_id == run_id and event.type == TransformDecided.event_type:
             decisions[event.event_id] = event
     history = _History()
-    intents: dict[uuid.UUID, tuple[int, Event]] = {}
-    outcomes: dict[uuid.UUID, Event] = {}
+    generations = Generations()
+    positions: dict[uuid.UUID, int] = {}
+    undo_events: list[Event] = []
     mismatches: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
     for position, stored in enumerate(log.read([Topic.WRITES, Topic.CONTROL])):
         event = stored.event
         if event.run_id != run_id:
             continue
+        if event.topic is Topic.WRITES:
+            generations.add(event)
         if event.type == DestinationWriteIntended.event_type and event.causation_id:
-            intents.setdefault(event.causation_id, (position, event))
-        elif event.type in (DestinationWritten.event_type, DestinationWriteFailed.event_type):
-            if event.causation_id:
-                outcomes[event.causation_id] = event
+            positions.setdefault(event.event_id, position)
         elif event.type == FieldMismatch.event_type and event.causation_id:
             mismatches[event.causation_id][str(event.payload["column"])] = event.payload["actual"]
         elif event.type == DestinationRowDeleted.event_type:
@@ -357,18 +376,33 @@ def _history(log: EventLog, run_id: str) -> _History:
             history.recorded.add(
                 f"{event.causation_id}|{event.payload['target_table']}|{event.payload['target_id']}"
             )
+            undo_events.append(event)
         elif event.type == RollbackPlanned.event_type:
             for action in event.payload.get("actions", []):
                 history.planned.add(
                     (action["action"], action["table"], action["id"], action["undoes"])
                 )
-    for decision_id, (position, intent_event) in sorted(intents.items(), key=lambda i: i[1][0]):
-        decision = decisions.get(decision_id)
-        if decision is None:
+    # only the current generation of each decision's writes is the run's to undo
+    intents: list[tuple[int, uuid.UUID, Event, Event | None]] = []
+    closed: set[uuid.UUID] = set()
+    for decision_id in decisions:
+        closed.update(event.event_id for event in generations.closed(decision_id))
+        current = generations.current(decision_id)
+        intent_event = next(
+            (e for e in current if e.type == DestinationWriteIntended.event_type), None
+        )
+        if intent_event is None:
             continue
+        outcomes = [e for e in current if e.type != DestinationWriteIntended.event_type]
+        position = positions[intent_event.event_id]
+        intents.append((position, decision_id, intent_event, outcomes[-1] if outcomes else None))
+    for event in undo_events:
+        if event.causation_id in closed:
+            history.undone[_phase(event.phase)] += 1
+    for position, decision_id, intent_event, outcome in sorted(intents, key=lambda i: i[0]):
+        decision = decisions[decision_id]
         decided = TransformDecided.model_validate(decision.payload)
         intent = DestinationWriteIntended.model_validate(intent_event.payload)
-        outcome = outcomes.get(decision_id)
         written = outcome is not None and outcome.type == DestinationWritten.event_type
         undone: Event = outcome if written and outcome is not None else intent_event
         history.sets[entity_set(decided.target_table)] = decided.target_table
@@ -473,9 +507,11 @@ def _row_actions(row_touches: list[_Touch], scope_phases: set[int] | None) -> li
     if creates:
         create = creates[0]
         written = any(t.written for t in row_touches)
+        others = [t for t in row_touches if t is not create and not t.failed]
         actions.append(
             Action("delete", table, row_id, create.key, create.phase, create.undoes,
-                   "created by the run", cascaded=cascaded, must_exist=written)
+                   "created by the run", cascaded=cascaded, must_exist=written,
+                   also=_also(others))
         )  # fmt: skip
         return actions
     updates = [t for t in row_touches if not t.failed and t.before_image is not None]
@@ -484,13 +520,18 @@ def _row_actions(row_touches: list[_Touch], scope_phases: set[int] | None) -> li
     image: JsonObject = {}
     for touch in reversed(updates):
         image.update(touch.before_image or {})
-    earliest = updates[0]
+    earliest, latest = updates[0], updates[-1]
+    # keyed by the record whose write it names as undone: in order with that record's writes
     actions.append(
-        Action("restore", table, row_id, earliest.key, earliest.phase, updates[-1].undoes,
+        Action("restore", table, row_id, latest.key, earliest.phase, latest.undoes,
                "updated by the run", before_image=image, cascaded=cascaded,
-               must_exist=any(t.written for t in updates))
+               must_exist=any(t.written for t in updates), also=_also(updates[:-1]))
     )  # fmt: skip
     return actions
+
+
+def _also(touches: Iterable[_Touch]) -> tuple[tuple[str, str, int], ...]:
+    return tuple((t.key, t.undoes, t.phase) for t in touches)
 
 
 def _rank(action: Action, position: int) -> tuple[int, int, int]:
@@ -516,7 +557,12 @@ def plan_rollback(
     history = _history(log, run_id)
     phases = {phase} if phase is not None else None
     deletions = [d for d in history.deletions if phases is None or d.phase in phases]
-    if not deletions and not any(phases is None or t.phase in phases for t in history.touches):
+    undone = sum(n for p, n in history.undone.items() if phases is None or p in phases)
+    if (
+        not deletions
+        and not undone
+        and not any(phases is None or t.phase in phases for t in history.touches)
+    ):
         where = f"phase {phase} of run {run_id!r}" if phase is not None else f"run {run_id!r}"
         raise RollbackError(f"{where} wrote nothing to Dataverse: there is nothing to roll back")
     touches, dependents = _scope_touches(history, phases, cascade)
@@ -536,6 +582,7 @@ def plan_rollback(
         run_id,
         scope,
         tuple(sorted({t.phase for t in touches})),
+        recorded=undone,  # writes of closed generations: undone before, never planned again
         dependents={p: len(ts) for p, ts in dependents.items()},
         forced=force,
     )
@@ -953,7 +1000,7 @@ def execute_rollback(
         to_send: list[Action] = []
         for action in chunk:
             if action.identity in plan.already:
-                events.append(_recorded(action, plan, correlation_id))
+                events.extend(_recorded(action, plan, correlation_id))
                 _count(summary, action, gone=action.action == "delete")
             else:
                 to_send.append(action)
@@ -962,7 +1009,7 @@ def execute_rollback(
             for action, part in zip(to_send, parts, strict=True):
                 gone = action.action == "delete" and part.status == 404
                 if part.ok or gone:
-                    events.append(_recorded(action, plan, correlation_id))
+                    events.extend(_recorded(action, plan, correlation_id))
                     _count(summary, action, gone=gone)
                 else:
                     code, message = part.error
@@ -1029,7 +1076,9 @@ def _count(summary: RollbackSummary, action: Action, *, gone: bool) -> None:
         summary.restored[action.table] += 1
 
 
-def _recorded(action: Action, plan: RollbackPlan, correlation_id: uuid.UUID | None) -> Event:
+def _recorded(action: Action, plan: RollbackPlan, correlation_id: uuid.UUID | None) -> list[Event]:
+    """The action's event, and one per other record's write it undid too (:attr:`Action.also`),
+    each keyed by the source key of the write it undoes."""
     payload: DestinationDeleted | DestinationRestored | DestinationRecreated
     if action.action == "delete":
         payload = DestinationDeleted(target_table=action.table, target_id=action.id)
@@ -1041,15 +1090,18 @@ def _recorded(action: Action, plan: RollbackPlan, correlation_id: uuid.UUID | No
         payload = DestinationRestored(
             target_table=action.table, target_id=action.id, restored=action.before_image or {}
         )
-    return Event.create(
-        payload,
-        run_id=plan.run_id,
-        key=action.key,
-        cause=f"rollback|{action.action}|{action.table}|{action.id}|{action.undoes}",
-        phase=str(action.phase),
-        causation_id=uuid.UUID(action.undoes),
-        correlation_id=correlation_id,
-    )
+    return [
+        Event.create(
+            payload,
+            run_id=plan.run_id,
+            key=key,
+            cause=f"rollback|{action.action}|{action.table}|{action.id}|{undoes}",
+            phase=str(phase),
+            causation_id=uuid.UUID(undoes),
+            correlation_id=correlation_id,
+        )
+        for key, undoes, phase in ((action.key, action.undoes, action.phase), *action.also)
+    ]
 
 
 def _send(client: DataverseClient, actions: list[Action], plan: RollbackPlan) -> list[batch.Part]:
@@ -1094,6 +1146,10 @@ def _changeset(action: Action, plan: RollbackPlan) -> list[batch.Request]:
     ]
     state = {name: image[name] for name in _STATE if name in image}
     match = {"If-Match": "*"}  # never create a row someone deleted
+    if action.table == "product" and (values or clear):
+        product = _product_restore(path, values, clear, state, current)
+        if product is not None:
+            return product
     requests: list[batch.Request] = []
     reopen = bool(state) and state.get("statecode") == 0
     if reopen:
@@ -1104,6 +1160,31 @@ def _changeset(action: Action, plan: RollbackPlan) -> list[batch.Request]:
     if state and not reopen:
         requests.append(batch.Request("PATCH", path, state, match))
     return requests or [batch.Request("PATCH", path, {}, match)]
+
+
+def _product_restore(
+    path: str,
+    values: JsonObject,
+    clear: list[str],
+    state: JsonObject,
+    current: JsonObject,
+) -> list[batch.Request] | None:
+    """A product's restore, as the writer updates one: revised first unless it is in Draft or
+    Under Revision (only those can be edited, reference 10.4), its columns, then the state of the
+    before-image (else the state it is in now). None when neither state is known."""
+    final = state or {name: current[name] for name in _STATE if current.get(name) is not None}
+    if not final:
+        return None
+    match = {"If-Match": "*"}
+    requests: list[batch.Request] = []
+    if rows.needs_revision("product", [*values, *clear], current.get("statecode")):
+        revise = {"statecode": rows.REVISE.state, "statuscode": rows.REVISE.status}
+        requests.append(batch.Request("PATCH", path, revise, match))
+    if values:
+        requests.append(batch.Request("PATCH", path, values, match))
+    requests += [batch.Request("DELETE", f"{path}/{navigation}/$ref") for navigation in clear]
+    requests.append(batch.Request("PATCH", path, final, match))
+    return requests
 
 
 def _recreate_requests(action: Action) -> list[batch.Request]:

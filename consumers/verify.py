@@ -32,7 +32,10 @@ Rules (documented here because reviewers ask):
 
 Idempotent: a verification event's id derives from the write event it verifies (its
 ``causation_id``), and writes that already have a ``RecordVerified`` or ``FieldMismatch`` are
-skipped, so re-running appends nothing. Only the latest write of each record is verified.
+skipped, so re-running appends nothing. Only the latest write of each record is verified, and
+only a write of its decision's current generation (:mod:`consumers.writing.plan`): a write a
+rollback undid, and every write before it, is never verified again; the record's next write
+after the rollback (new event ids) is verified afresh.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import httpx
 from consumers.dataverse.client import DataverseClient, JsonObject
 from consumers.dataverse.metadata import EntityInfo, MetadataApi
 from consumers.dataverse.throttle import Throttle
+from consumers.writing.plan import UNDO_EVENTS, Generations
 from ledger.event_types import (
     DestinationWritten,
     FieldMismatch,
@@ -128,6 +132,8 @@ class VerifySummary:
     """writes of the phase verified by an earlier call: skipped."""
     superseded: int = 0
     """earlier writes of a record written again later: only the latest is verified."""
+    undone: int = 0
+    """writes of closed generations (a rollback undid them): never verified again."""
     uncompared: Counter[str] = field(default_factory=Counter)
     """``table.column`` values that cannot be read back with ``$select`` (collections)."""
     appended: int = 0
@@ -288,19 +294,35 @@ class _Pending:
 
 
 def _pending(log: EventLog, run_id: str, phase: str, summary: VerifySummary) -> list[_Pending]:
-    latest: dict[str, Event] = {}
+    writes: list[Event] = []
     verified: set[uuid.UUID] = set()
+    generations = Generations()
     checks = (RecordVerified.event_type, FieldMismatch.event_type)
     for stored in log.read([Topic.WRITES]):
         event = stored.event
-        if event.run_id != run_id or event.phase != phase:
+        if event.run_id != run_id:
+            continue
+        if event.phase == phase or event.type in UNDO_EVENTS:  # an undo may be of another phase
+            generations.add(event)
+        if event.phase != phase:
             continue
         if event.type == DestinationWritten.event_type:
-            if event.key in latest and latest[event.key].event_id != event.event_id:
-                summary.superseded += 1
-            latest[event.key] = event  # one key stays in one partition: this is its order
+            writes.append(event)
         elif event.type in checks and event.causation_id is not None:
             verified.add(event.causation_id)
+    closed = {
+        e.event_id
+        for decision_id in {w.causation_id for w in writes if w.causation_id is not None}
+        for e in generations.closed(decision_id)
+    }
+    latest: dict[str, Event] = {}
+    for event in writes:  # one key stays in one partition: this is its order
+        if event.event_id in closed:
+            summary.undone += 1
+            continue
+        if event.key in latest and latest[event.key].event_id != event.event_id:
+            summary.superseded += 1
+        latest[event.key] = event
     todo = {key: write for key, write in latest.items() if write.event_id not in verified}
     summary.already_verified = len(latest) - len(todo)
     decisions: dict[str, Event] = {}

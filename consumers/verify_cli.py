@@ -121,4 +121,5 @@ def _print(summary: VerifySummary, log_url: str) -> None:
         f" {summary.requests:,} requests: {summary.verified:,} verified,"
         f" {summary.mismatched:,} mismatched; {summary.appended:,} events appended to {log_url};"
         f" {summary.already_verified:,} verified before"
+        + (f"; {summary.undone:,} undone by a rollback, not verified" if summary.undone else "")
     )

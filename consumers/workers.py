@@ -37,7 +37,7 @@ from ledger.event_types import (
     WorkersStopRequested,
 )
 from ledger.events import Event, Topic
-from ledger.log import CommitFailedError, EventLog, Partition, StoredEvent, advance
+from ledger.log import CommitFailedError, EventLog, Partition, Position, StoredEvent, advance
 
 __all__ = [
     "PhaseHandler",
@@ -249,9 +249,21 @@ class WorkerStages:
         return self._throttled
 
     def write_and_verify(
-        self, log: EventLog, request: MigrationRequest, phase: int, start: Event, shown: Display
+        self,
+        log: EventLog,
+        request: MigrationRequest,
+        phase: int,
+        start: Event,
+        shown: Display,
+        *,
+        after: Position | None = None,
     ) -> None:
-        """Wait until the workers wrote and verified the phase ``start`` started."""
+        """Wait until the workers wrote and verified the phase ``start`` started.
+
+        Completions are looked for from ``after`` (the control topic's end before ``start`` was
+        appended), else from the topic's start: a phase run again after a rollback appends a
+        ``PhaseStarted`` of the same id, and only what the workers complete after it counts.
+        """
         run_id = request.run_id
         labels: dict[Stage, str] = {
             "write": f"phase {phase} write",
@@ -271,8 +283,8 @@ class WorkerStages:
             for stage in ("write", "verify"):
                 if stage in done:
                     continue
-                # The control topic is small: completions are looked for from its start.
-                found, _ = completion(log, run_id, stage, start.event_id, {})
+                # The control topic is small: read again each time, from ``after`` or its start.
+                found, _ = completion(log, run_id, stage, start.event_id, after or {})
                 if found is None:
                     break
                 done.add(stage)

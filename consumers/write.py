@@ -28,14 +28,21 @@ How a batch of up to ``batch_size`` records of one table is written:
    all, and its failure names the step that failed. An update that empties lookups (a delta
    run's changed record, :data:`~producers.mapping.stage.CLEARED_BIND`) always goes by
    ``$batch``: its changeset holds the ``PATCH`` and one ``DELETE <set>(<id>)/<nav>/$ref`` per
-   lookup that still has a value (reference 2.9), which UpdateMultiple cannot carry. The
+   lookup that still has a value (reference 2.9), which UpdateMultiple cannot carry. An update
+   of a published or retired product (only Draft and Under Revision products can be edited,
+   reference 10.4) is a changeset of three: ``PATCH`` to Under Revision
+   (:data:`~consumers.writing.rows.REVISE`), the update, and the state the decision wants (the
+   state the row was in, when the decision names none); the first read tells the row's state,
+   and the before-image holds the previous ``statecode``/``statuscode``. The
    throttle weighs each request as the service's request limit counts it: a ``$batch`` 1 + its
    inner requests (:func:`~consumers.writing.batch.service_requests`), a bulk message or a
    read 1.
 5. **Outcomes** are appended, one per record.
 
-Records already done (an outcome event in the log) are counted as ``already_done`` and not
-touched: running a phase again appends nothing and writes nothing. A request that fails for a
+Records already done (an outcome event in their current write generation, see
+:mod:`consumers.writing.plan`) are counted as ``already_done`` and not touched: running a phase
+again appends nothing and writes nothing. A record a rollback undid is written again, with
+write events of new ids. A request that fails for a
 reason no record explains (Dataverse unreachable, authentication, 5xx after retries) stops the
 phase with :class:`WriteAbortedError`; the records it held have only an intent, and the next
 run writes them. One writer per run and phase at a time.
@@ -231,6 +238,8 @@ class _Item:
     """navigation properties an update disassociates (``DELETE …/$ref``)."""
     created_earlier: bool = False
     """the run created the row before a crash; only a missing step is left to send."""
+    revise: bool = False
+    """an update of a published or retired product: revised first (:data:`rows.REVISE`)."""
 
     @property
     def table(self) -> str:
@@ -257,6 +266,7 @@ class _PhaseWriter:
         self._client = client
         self._throttle = throttle
         self._intents = work.intents
+        self._work = work
         self._summary = summary
         self._progress = progress
         self._started = started
@@ -296,7 +306,9 @@ class _PhaseWriter:
         )
         pk = rows.primary_id(table)
         existing = self._read(
-            table, [item.row_id for item in items], [pk] + (["statecode"] if with_state else [])
+            table,
+            [item.row_id for item in items],
+            [pk] + (["statecode", "statuscode"] if with_state else []),
         )
         new_intents: list[Event] = []
         to_image: list[_Item] = []
@@ -309,7 +321,16 @@ class _PhaseWriter:
                 item.op = "update"
                 item.body = rows.body_of(table, payload, item.binds, create=False)
                 step = rows.step_of(table, payload, create=False)
-                if step is not None and row.get("statecode") != step.state:
+                state = row.get("statecode")
+                changes = [*item.body, *rows.cleared_lookups(item.binds)]
+                item.revise = rows.needs_revision(table, changes, state)
+                if item.revise and step is None:
+                    # back to the state it was in; not read: Dataverse's refusal says why
+                    step = (
+                        rows.Step(int(state), row.get("statuscode")) if state is not None else None
+                    )
+                    item.revise = step is not None
+                if step is not None and (item.revise or state != step.state):
                     item.step = step
                 if intent is None:
                     to_image.append(item)  # its intent needs the before-image first
@@ -423,9 +444,11 @@ class _PhaseWriter:
         if item.op == "create" and not item.created_earlier:
             requests.append(batch.Request("POST", set_name, item.body))
         elif item.op == "update":
-            requests.append(
-                batch.Request("PATCH", f"{set_name}({item.row_id})", item.body, {"If-Match": "*"})
-            )
+            row_path = f"{set_name}({item.row_id})"
+            if item.revise:
+                method, _, revise = rows.step_request(table, item.row_id, {}, rows.REVISE)
+                requests.append(batch.Request(method, row_path, revise, {"If-Match": "*"}))
+            requests.append(batch.Request("PATCH", row_path, item.body, {"If-Match": "*"}))
             for navigation in item.clears:
                 requests.append(batch.Request(*rows.clear_request(table, item.row_id, navigation)))
         if item.step is not None:
@@ -493,7 +516,7 @@ class _PhaseWriter:
             payload,
             run_id=decision.event.run_id,
             key=decision.key,
-            cause=str(decision.event.event_id),
+            cause=self._work.cause(decision),  # new ids for a generation after a rollback
             phase=str(self._summary.phase),
             causation_id=decision.event.event_id,
             correlation_id=decision.event.correlation_id,
@@ -501,6 +524,8 @@ class _PhaseWriter:
 
     def _intent(self, item: _Item) -> Event:
         steps: list[str] = []
+        if item.revise:
+            steps.append(rows.REVISE.name)
         if item.step is not None:
             steps.append(item.step.name)
             if item.step.close:  # the activity a rollback deletes with the opportunity
@@ -545,7 +570,9 @@ class _PhaseWriter:
         code, message = part.error
         requests = self._changeset(item.table, item)
         index = part.request_index
-        if item.step is not None and index == len(requests) - 1 and len(requests) > 1:
+        if item.revise and index == 0:
+            message = f"{rows.REVISE.name} (revision) failed, so the update was not sent: {message}"
+        elif item.step is not None and index == len(requests) - 1 and len(requests) > 1:
             message = (
                 f"{item.step.name} failed, so the {item.op} was rolled back with it: {message}"
             )

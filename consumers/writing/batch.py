@@ -1,7 +1,7 @@
 """``$batch`` requests of changesets, and their responses (reference section 5).
 
 Every changeset succeeds or fails as a whole; the writer puts one record's requests (its create
-or update and the state change that must follow it) in one changeset, and sends the batch with
+or update and the state changes around it) in one changeset, and sends the batch with
 ``Prefer: odata.continue-on-error`` so that one record's failure leaves the others written. The
 response holds one part per changeset, in order: a ``changesetresponse`` when it was written, or
 the one failing request's response when it was rolled back.

@@ -7,18 +7,21 @@ reference 9.5), so a decision's ``statecode``/``statuscode`` are the state the r
   (SetState) when the wanted state is not the open one; an open state's ``statuscode`` is valid
   on create and stays in the body;
 * products: created in Draft, then published (``PATCH {"statecode":0,"statuscode":1}``) or
-  retired, always (reference 10.4: a product must be published to be sold);
+  retired, always (reference 10.4: a product must be published to be sold). Only a product in
+  Draft or Under Revision can be edited (0x8004F995), so an update of a published or retired one
+  is revised first (:data:`REVISE`, ``PATCH {"statecode":3,"statuscode":3}``), then patched, then
+  set to the state the decision wants (:func:`needs_revision`);
 * opportunities: won or lost with ``WinOpportunity``/``LoseOpportunity`` (reference 10.3), whose
   ``opportunityclose`` activity gets the deterministic id :func:`close_activity_id`, so a rollback
   can find it and a retry never makes a second one.
 
-The writer sends a create and its step in one changeset, so the two are written together or not
-at all.
+The writer sends a create (or update) and its steps in one changeset, so they are written
+together or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +50,10 @@ Custom tables (a publisher prefix: ``w4a_openitem``) have them too; every other 
 written with ``$batch``.
 """
 
+DRAFT_EDITABLE_STATES = (2, 3)
+"""The product states whose columns an update may change: Draft, Under Revision (reference 10.4)."""
+
+_STATE = ("statecode", "statuscode")
 _CREATE_ONLY = frozenset({"overriddencreatedon"})
 _POLYMORPHIC = ("parentcustomerid", "customerid", "regardingobjectid", "objectid", "partyid")
 
@@ -83,14 +90,20 @@ class Step:
         return f"SetState {self.state}/{self.status if self.status is not None else '-'}"
 
 
+REVISE = Step(3, 3)
+"""SetState Under Revision (status 3): what lets an update change a published or retired product."""
+
+
 def step_of(table: str, payload: Mapping[str, Any], *, create: bool) -> Step | None:
     """The state step a row of ``table`` with ``payload`` needs after its create or update.
 
-    An update sets the state in its own body (a PATCH may), except an opportunity's close.
+    An update sets the state in its own body (a PATCH may), except an opportunity's close and a
+    product's state: a product is edited in Draft or Under Revision and set to the state it must
+    end in afterwards (:func:`needs_revision`).
     """
     state, status = payload.get("statecode"), payload.get("statuscode")
     if table == "product":
-        if not create:
+        if state is None and not create:
             return None
         state = 0 if state is None else int(state)
         return Step(state, status if status is not None else (1 if state == 0 else 2))
@@ -101,6 +114,18 @@ def step_of(table: str, payload: Mapping[str, Any], *, create: bool) -> Step | N
     if not create or state == 0:
         return None
     return Step(int(state), status)
+
+
+def needs_revision(table: str, changes: Iterable[str], statecode: Any) -> bool:
+    """Whether an update that writes ``changes`` (column names, ``<nav>@odata.bind``) must revise
+    the row first (:data:`REVISE`): a product whose current ``statecode`` is not Draft or Under
+    Revision (or was not read), when the update changes more than the state (reference 10.4:
+    "only draft products can be edited", 0x8004F995; a state-only PATCH needs no revision)."""
+    return (
+        table == "product"
+        and statecode not in DRAFT_EDITABLE_STATES
+        and any(name not in _STATE for name in changes)
+    )
 
 
 def body_of(
@@ -117,7 +142,7 @@ def body_of(
     for column, value in payload.items():
         if (not create and column in _CREATE_ONLY) or (create and value is None):
             continue
-        if column in ("statecode", "statuscode") and (create or step is not None):
+        if column in _STATE and (create or step is not None):
             # on create, only an open state's status is valid (reference 9.5)
             if create and column == "statuscode" and step is None and table != "product":
                 body[column] = value
@@ -212,10 +237,10 @@ def before_image(body: Mapping[str, Any], row: Mapping[str, Any], *, state: bool
                 if now_table and kind:
                     navigation = navigation.replace(f"_{now_table}", f"_{kind}", 1)
             image[f"{navigation}@odata.bind"] = f"/{old_set}({old})"
-        elif "@" not in name and name not in ("statecode", "statuscode"):
+        elif "@" not in name and name not in _STATE:
             image[name] = row.get(name)
     if state:
-        for name in ("statecode", "statuscode"):
+        for name in _STATE:
             if name in row:
                 image[name] = row.get(name)
     return image
