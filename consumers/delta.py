@@ -5,7 +5,8 @@ appended and runs it as a migration does (:func:`consumers.migrate.migrate`), wi
 differences:
 
 - **Gates count the delta**: a phase's ``extracted`` are the run's ``SourceRecordChanged``
-  records of the phase's tables (:func:`delta_phase_counts`); the invariants and thresholds are
+  records of the phase's tables, by the one counting rule of :mod:`projections.counting`
+  (:func:`delta_phase_counts`); the invariants and thresholds are
   those of :func:`consumers.reconcile.gate_reasons`, and the verdict is a ``PhaseReconciled`` as
   usual, so ``start_phase`` gates the next phase of the delta run.
 - **Deletions come last**, after every phase passed, in reverse dependency order (a contact
@@ -25,12 +26,22 @@ differences:
   was never written is flagged with the reason, whatever the mode. Every deletion event is keyed
   by the source key, carries the phase of the row's earlier write and has the
   ``SourceRecordDeleted`` as ``causation_id``; a deletion with an outcome event is not redone.
+- **Withdrawals** go with the deletions: a record the delta run rejects (a changed record that
+  lost a required value, or a knock-on such as a contact whose account was deleted) whose row a
+  run of the chain wrote would not exist after a fresh migration of the newer export, so its
+  row is withdrawn by the same mode and mechanics, with the ``RecordRejected`` as
+  ``causation_id`` and ``rejected by the delta: <first reason>`` as the reason. A rollback of
+  the delta run re-creates a withdrawn row as it re-creates a deleted one.
+
+  Deletions and withdrawals run together, children first: by the phase of the row's write,
+  then latest created first (within a phase the writer creates parents before their children,
+  a quote before its lines).
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,11 +51,11 @@ from consumers.dataverse.errors import DataverseError
 from consumers.dataverse.metadata import MetadataApi
 from consumers.migrate import Display, InProcessStages, MigrationRequest, PhaseStages
 from consumers.reconcile import (
-    COUNT_NAMES,
     GateFailedError,
     GateThresholds,
     gate_reasons,
     latest_reconciliation,
+    phase_counts,
     start_phase,
 )
 from consumers.writing.rows import primary_id
@@ -54,14 +65,10 @@ from ledger.event_types import (
     DestinationWriteFailed,
     DestinationWriteIntended,
     DestinationWritten,
-    FieldMismatch,
     PhaseReconciled,
     RecordRejected,
-    RecordVerified,
     SourceDeletionFlagged,
-    SourceRecordChanged,
     SourceRecordDeleted,
-    TransformDecided,
 )
 from ledger.events import Event, EventPayload, Topic, content_hash
 from ledger.log import EventLog
@@ -70,7 +77,7 @@ from producers.extract import export_files
 from producers.mapping.context import target_id
 from producers.mapping.gate import require_confirmed
 from producers.mapping.model import MigrationMap
-from producers.mapping.rules import entity_set
+from producers.mapping.rules import WARNINGS_KEY, entity_set
 from producers.mapping.schema import apply as apply_schema
 from producers.mapping.schema import plan as plan_schema
 from producers.mapping.stage import TransformSummary, transform_run
@@ -80,8 +87,10 @@ __all__ = [
     "DeltaMigrationSummary",
     "DeltaRunError",
     "apply_deletions",
+    "deletion_totals",
     "delta_phase_counts",
     "migrate_delta",
+    "withdrawal_totals",
 ]
 
 _DELETION_OUTCOMES = frozenset(
@@ -120,8 +129,10 @@ class DeltaMigrationSummary:
     phases: dict[int, PhaseReconciled] = field(default_factory=dict)
     resumed: list[int] = field(default_factory=list)
     deletions: dict[str, DeletionCounts] = field(default_factory=dict)
+    withdrawals: dict[str, DeletionCounts] = field(default_factory=dict)
+    """rows of records the delta run rejects, withdrawn as deletions are, per source table."""
     failures: list[str] = field(default_factory=list)
-    """deletions Dataverse refused: ``key: message``."""
+    """deletions and withdrawals Dataverse refused: ``key: message``."""
     stopped: str | None = None
     seconds: float = 0.0
 
@@ -230,66 +241,10 @@ def _mode(recorded: str, migration_map: MigrationMap) -> DeletionMode:
 def delta_phase_counts(log: EventLog, run_id: str, phase: int) -> dict[str, dict[str, int]]:
     """The counts (:data:`~consumers.reconcile.COUNT_NAMES`) of ``phase`` of a delta run.
 
-    As :func:`consumers.reconcile.phase_counts`, with the run's ``SourceRecordChanged`` records
-    as ``extracted`` and only the writes that carry out a decision (not deletions).
+    :func:`consumers.reconcile.phase_counts`: one rule for every run (its changed and new
+    records are the extracted ones; deletions are never written).
     """
-    here = str(phase)
-    outcome: dict[str, str] = {}
-    decision_ids: set[str] = set()
-    elsewhere: defaultdict[str, set[str]] = defaultdict(set)
-    tables: set[str] = set()
-    for stored in log.read([Topic.DECISIONS]):
-        event = stored.event
-        if event.run_id != run_id:
-            continue
-        table = event.key.split(":", 1)[0]
-        if event.phase != here:
-            elsewhere[table].add(event.key)
-            continue
-        tables.add(table)
-        if event.type == TransformDecided.event_type:
-            outcome[event.key] = "decided"
-            decision_ids.add(str(event.event_id))
-        elif event.type == RecordRejected.event_type:
-            reasons = event.payload.get("reasons") or {}
-            codes = {
-                text.split(":", 1)[0].strip()
-                for column, texts in reasons.items()
-                if column != "_warnings"
-                for text in texts
-            }
-            outcome[event.key] = "excluded" if codes == {"filtered_out"} else "rejected"
-    counts = {table: dict.fromkeys(COUNT_NAMES, 0) for table in sorted(tables)}
-    for stored in log.read([Topic.SOURCE]):
-        event = stored.event
-        if event.run_id == run_id and event.type == SourceRecordChanged.event_type:
-            table = str(event.payload["table"])
-            if table in counts and event.key not in elsewhere[table]:
-                counts[table]["extracted"] += 1
-    for key, what in outcome.items():
-        row = counts[key.split(":", 1)[0]]
-        row["rejected" if what == "excluded" else what] += 1
-        row["excluded"] += int(what == "excluded")
-    result: dict[str, tuple[str, str]] = {}
-    checks: dict[str, str] = {}
-    for stored in log.read([Topic.WRITES]):
-        event = stored.event
-        if event.run_id != run_id or event.phase != here:
-            continue
-        if event.type in (DestinationWritten.event_type, DestinationWriteFailed.event_type):
-            if str(event.causation_id) in decision_ids:
-                written = event.type == DestinationWritten.event_type
-                result[event.key] = ("written" if written else "failed", str(event.event_id))
-        elif event.type == RecordVerified.event_type and event.causation_id is not None:
-            checks.setdefault(str(event.causation_id), "verified")
-        elif event.type == FieldMismatch.event_type and event.causation_id is not None:
-            checks[str(event.causation_id)] = "mismatched"
-    for key, (what, write_id) in result.items():
-        row = counts.setdefault(key.split(":", 1)[0], dict.fromkeys(COUNT_NAMES, 0))
-        row[what] += 1
-        if what == "written" and write_id in checks:
-            row[checks[write_id]] += 1
-    return counts
+    return phase_counts(log, run_id=run_id, phase=phase)
 
 
 def reconcile_delta_phase(
@@ -323,6 +278,8 @@ class _Row:
     table: str
     row_id: str
     phase: str | None
+    created: int = 0
+    """position of the row's first write among the writes: parents come before children."""
 
 
 def apply_deletions(
@@ -333,14 +290,16 @@ def apply_deletions(
     mode: DeletionMode,
     summary: DeltaMigrationSummary | None = None,
 ) -> DeltaMigrationSummary:
-    """Carry out every ``SourceRecordDeleted`` of ``run_id`` by ``mode`` (see the module doc)."""
+    """Carry out every ``SourceRecordDeleted`` of ``run_id`` by ``mode``, and withdraw the rows
+    of the records it rejects that the chain wrote (see the module doc)."""
     summary = summary or DeltaMigrationSummary(run_id, mode)
     deleted: list[Event] = []
     done: set[str] = set()
     for stored in log.read([Topic.SOURCE]):
         if stored.event.run_id == run_id and stored.event.type == SourceRecordDeleted.event_type:
             deleted.append(stored.event)
-    if not deleted:
+    rejected = _rejected(log, run_id)
+    if not deleted and not rejected:
         return summary
     intents: dict[str, Event] = {}
     for stored in log.read([Topic.WRITES]):
@@ -354,11 +313,15 @@ def apply_deletions(
             DestinationWriteIntended.event_type,
         ):
             intents[str(event.causation_id)] = event
-    rows = _rows_of(log, run_id, {event.key for event in deleted})
-    ordered = sorted(deleted, key=lambda e: _phase_rank(rows.get(e.key)), reverse=True)
+    rows = _rows_of(log, run_id, {event.key for event in deleted} | set(rejected))
+    withdrawn = [event for key, event in rejected.items() if key in rows]
+    ordered = sorted([*deleted, *withdrawn], key=lambda e: _order(rows.get(e.key)), reverse=True)
     for event in ordered:
-        table = str(event.payload["table"])
-        counts = summary.deletions.setdefault(table, DeletionCounts())
+        table = event.key.split(":", 1)[0]
+        withdrawal = event.type == RecordRejected.event_type
+        counts = (summary.withdrawals if withdrawal else summary.deletions).setdefault(
+            table, DeletionCounts()
+        )
         if str(event.event_id) in done:
             counts.already_done += 1
             continue
@@ -376,8 +339,27 @@ def apply_deletions(
     return summary
 
 
-def _phase_rank(row: _Row | None) -> int:
-    return int(row.phase) if row is not None and row.phase and row.phase.isdigit() else -1
+def _order(row: _Row | None) -> tuple[int, int]:
+    if row is None:
+        return (-1, -1)
+    return (int(row.phase) if row.phase and row.phase.isdigit() else -1, row.created)
+
+
+def _rejected(log: EventLog, run_id: str) -> dict[str, Event]:
+    """Per key whose latest decision in ``run_id`` is a ``RecordRejected``: that event."""
+    latest: dict[str, Event] = {}
+    for stored in log.read([Topic.DECISIONS]):
+        if stored.event.run_id == run_id:
+            latest[stored.event.key] = stored.event
+    return {key: e for key, e in latest.items() if e.type == RecordRejected.event_type}
+
+
+def _first_reason(rejected: Event) -> str:
+    reasons: dict[str, list[str]] = rejected.payload.get("reasons") or {}
+    for column, texts in reasons.items():
+        if column != WARNINGS_KEY and texts:
+            return str(texts[0])
+    return "no reason given"
 
 
 def _rows_of(log: EventLog, run_id: str, keys: set[str]) -> dict[str, _Row]:
@@ -386,15 +368,17 @@ def _rows_of(log: EventLog, run_id: str, keys: set[str]) -> dict[str, _Row]:
     base = deltas[run_id][0] if run_id in deltas else run_id
     chain = {base} | {run for run, (b, _m, _t) in deltas.items() if b == base and run != run_id}
     rows: dict[str, _Row] = {}
-    for stored in log.read([Topic.WRITES]):
+    for position, stored in enumerate(log.read([Topic.WRITES])):
         event = stored.event
         if event.key not in keys or event.run_id not in chain:
             continue
         if event.type == DestinationWritten.event_type:
+            earlier = rows.get(event.key)
             rows[event.key] = _Row(
                 str(event.payload["target_table"]),
                 str(event.payload["target_id"]).lower(),
                 event.phase,
+                earlier.created if earlier is not None else position,
             )
         elif event.type == DestinationRowDeleted.event_type:
             rows.pop(event.key, None)
@@ -409,24 +393,40 @@ def _apply_one(
     intents: dict[str, Event],
     log: EventLog,
 ) -> Event:
+    """Delete, deactivate or flag the row of ``deleted``: a ``SourceRecordDeleted``, or the
+    ``RecordRejected`` of a withdrawal."""
     table_name, code = deleted.key.split(":", 1)
+    why = (
+        f"rejected by the delta: {_first_reason(deleted)}"
+        if deleted.type == RecordRejected.event_type
+        else None
+    )
+
+    def flagged(reason: str) -> str:
+        return reason if why is None else f"{why}; {reason}"
+
     if row is None:
         return _event(
-            SourceDeletionFlagged(reason="never written to Dataverse (rejected or not migrated)"),
+            SourceDeletionFlagged(
+                reason=flagged("never written to Dataverse (rejected or not migrated)")
+            ),
             deleted, None, "flagged",
         )  # fmt: skip
     if row.row_id != target_id(table_name, code).lower():
         return _event(
             SourceDeletionFlagged(
                 target_table=row.table, target_id=row.row_id,
-                reason="the row belongs to another record too (merged into it); left alone",
+                reason=flagged(
+                    "the row belongs to another record too (merged into it); left alone"
+                ),
             ),
             deleted, row, "flagged",
         )  # fmt: skip
     if mode == "flag":
         return _event(
             SourceDeletionFlagged(
-                target_table=row.table, target_id=row.row_id, reason="source_deletion = flag"
+                target_table=row.table, target_id=row.row_id,
+                reason=flagged("source_deletion = flag"),
             ),
             deleted, row, "flagged",
         )  # fmt: skip
@@ -441,7 +441,15 @@ def _apply_one(
                 return _event(
                     SourceDeletionFlagged(
                         target_table=row.table, target_id=row.row_id,
-                        reason="the row is no longer in Dataverse",
+                        reason=flagged("the row is no longer in Dataverse"),
+                    ),
+                    deleted, row, "flagged",
+                )  # fmt: skip
+            if mode == "deactivate" and "statecode" not in current:
+                return _event(
+                    SourceDeletionFlagged(
+                        target_table=row.table, target_id=row.row_id,
+                        reason=flagged(f"{row.table} rows have no state to deactivate; left alone"),
                     ),
                     deleted, row, "flagged",
                 )  # fmt: skip
@@ -456,7 +464,7 @@ def _apply_one(
             return _event(
                 DestinationRowDeleted(
                     target_table=row.table, target_id=row.row_id, before_image=before,
-                    reason="source record deleted",
+                    reason=why or "source record deleted",
                 ),
                 deleted, row, "deleted",
             )  # fmt: skip
@@ -509,16 +517,26 @@ def _intent(deleted: Event, row: _Row, mode: DeletionMode, before: dict[str, Any
 
 
 def _event(payload: EventPayload, deleted: Event, row: _Row | None, what: str) -> Event:
+    kind = "withdrawal" if deleted.type == RecordRejected.event_type else "source-deletion"
     return Event.create(
         payload, run_id=deleted.run_id, key=deleted.key, phase=row.phase if row else None,
-        cause=f"source-deletion|{what}|{deleted.event_id}", causation_id=deleted.event_id,
+        cause=f"{kind}|{what}|{deleted.event_id}", causation_id=deleted.event_id,
     )  # fmt: skip
 
 
 def deletion_totals(summary: DeltaMigrationSummary) -> Counter[str]:
-    """deleted / deactivated / flagged / failed over every table."""
+    """deleted / deactivated / flagged / failed over every table (source deletions)."""
+    return _totals(summary.deletions)
+
+
+def withdrawal_totals(summary: DeltaMigrationSummary) -> Counter[str]:
+    """deleted / deactivated / flagged / failed over every table (withdrawn rejected rows)."""
+    return _totals(summary.withdrawals)
+
+
+def _totals(by_table: dict[str, DeletionCounts]) -> Counter[str]:
     totals: Counter[str] = Counter()
-    for counts in summary.deletions.values():
+    for counts in by_table.values():
         totals.update(
             deleted=counts.deleted, deactivated=counts.deactivated, flagged=counts.flagged,
             failed=counts.failed,

@@ -132,7 +132,7 @@ def _print_detected(summary: DeltaSummary) -> None:
 
 
 def _print_migrated(summary: DeltaMigrationSummary) -> None:
-    table = Table("phase", "table", "changed", "decided", "rejected", "written", "failed",
+    table = Table("phase", "table", "extracted", "decided", "rejected", "written", "failed",
                   "verified", "gate", title=f"delta run {summary.run_id}")  # fmt: skip
     for phase, result in sorted(summary.phases.items()):
         for name, counts in sorted(result.counts.items()):
@@ -143,11 +143,15 @@ def _print_migrated(summary: DeltaMigrationSummary) -> None:
                 result.verdict,
             )  # fmt: skip
     _out.print(table)
-    for name, done in sorted(summary.deletions.items()):
-        _out.print(
-            f"{name}: {done.deleted} deleted, {done.deactivated} deactivated,"
-            f" {done.flagged} flagged, {done.failed} failed"
-            f" ({summary.deletions_mode})"
-        )
+    for what, by_table in (
+        ("deleted in the source", summary.deletions),
+        ("rejected by the delta (withdrawn)", summary.withdrawals),
+    ):
+        for name, done in sorted(by_table.items()):
+            _out.print(
+                f"{name} {what}: {done.deleted} deleted, {done.deactivated} deactivated,"
+                f" {done.flagged} flagged, {done.failed} failed"
+                f" ({summary.deletions_mode})"
+            )
     for failure in summary.failures:
         _out.print(f"refused: {failure}", markup=False)

@@ -134,7 +134,11 @@ class DeltaScope:
     """key → event id of the record's current version (new, changed or unchanged); deleted
     records are absent."""
     in_run: frozenset[str]
-    """keys whose current version is a ``SourceRecordChanged`` of this run: the ones decided."""
+    """keys whose current version is a ``SourceRecordChanged`` of this run: the ones decided
+    (with the knock-ons the transform stage finds among the others)."""
+    chain: frozenset[str] = frozenset()
+    """the runs before this one: the base run and the delta runs on it started earlier, whose
+    decisions a knock-on is compared with."""
 
 
 # --- reading the state from the log ----------------------------------------------------------
@@ -202,13 +206,15 @@ def delta_scope(log: EventLog, run_id: str) -> DeltaScope | None:
 
     The transform stage decides the records of :attr:`DeltaScope.in_run` in the context of the
     whole current state (:attr:`DeltaScope.latest`): lookups, duplicates and rejected parents
-    resolve as they would in a full migration of the newer export.
+    resolve as they would in a full migration of the newer export. It decides the others too,
+    and appends those whose decision differs from their latest one in :attr:`DeltaScope.chain`.
     """
     deltas = delta_runs(log)
     if run_id not in deltas:
         return None
     base_run = deltas[run_id][0]
-    runs = _chain(log, base_run, run_id) | {run_id}
+    chain = _chain(log, base_run, run_id)
+    runs = chain | {run_id}
     latest: dict[str, str] = {}
     in_run: set[str] = set()
     for stored in log.read([Topic.SOURCE]):
@@ -224,7 +230,7 @@ def delta_scope(log: EventLog, run_id: str) -> DeltaScope | None:
             in_run.add(event.key)
         else:
             in_run.discard(event.key)
-    return DeltaScope(run_id, base_run, latest, frozenset(in_run))
+    return DeltaScope(run_id, base_run, latest, frozenset(in_run), frozenset(chain))
 
 
 # --- detecting -------------------------------------------------------------------------------

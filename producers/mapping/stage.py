@@ -38,8 +38,16 @@ Choices the map cannot express (documented here because reviewers ask):
 - **Delta runs** (:mod:`producers.delta`): pass 1 indexes the whole current source state (the
   base run's records as the delta runs since changed them, deleted ones left out), and pass 2
   decides every record of it, so lookups, duplicates and rejected parents come out as in a full
-  migration of the newer export; only the run's new and changed records
-  (``SourceRecordChanged``) are counted and appended.
+  migration of the newer export. The run's new and changed records (``SourceRecordChanged``)
+  are counted and appended; so is every other record whose decision differs from its latest
+  decision in the chain (base run and earlier delta runs) — a **knock-on**: a duplicate whose
+  survivor was deleted, a contact whose account was, a lookup that now resolves elsewhere.
+  Decisions are compared by kind (decided or rejected) and, when decided, by target table and
+  id, payload and binds, a cleared column or lookup being the same as one never set (notes and
+  event ids do not count). A knock-on carries a ``knock_on`` note (in a rejection, under
+  :data:`~producers.mapping.rules.WARNINGS_KEY`) naming what changed, and clears what the
+  record no longer has, as a changed record does. The chain's decisions are held as one short
+  digest per key (:func:`decision_digest`), never as payloads.
 - A record that no object's filter takes is rejected (``filtered_out``), never skipped silently.
   Tables no object maps (``Mitarbeiter``, ``RABezSumme``, lookups) are reference data: read, not
   decided.
@@ -48,17 +56,18 @@ Choices the map cannot express (documented here because reviewers ask):
 from __future__ import annotations
 
 import base64
+import hashlib
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledger.event_types import RecordRejected, SourceRecordExtracted, TransformDecided
-from ledger.events import Event, EventPayload, Topic
+from ledger.events import Event, EventPayload, Topic, canonical_json
 from ledger.log import EventLog
 from producers.delta import DeltaScope, delta_scope
 from producers.mapping import rules
@@ -78,8 +87,10 @@ from producers.work4all.tables import TABLES, Kind
 
 __all__ = [
     "CLEARED_BIND",
+    "KNOCK_ON",
     "ObjectCounts",
     "TransformSummary",
+    "decision_digest",
     "decision_key_counts",
     "target_id",
     "transform_run",
@@ -93,6 +104,9 @@ OPEN_ITEM_COLUMNS = ("w4a_grossamount", "w4a_paidamount", "w4a_openamount")
 
 CLEARED_BIND = ""
 """A bind reference that empties the lookup: the writer disassociates it (``DELETE …/$ref``)."""
+
+KNOCK_ON = "knock_on"
+"""Reason code of a delta run's decision that only the records around it changed."""
 
 _LOOKUP_TRANSFORMS = frozenset({"lookup", "owner"})
 _NEVER_CLEARED = frozenset({"statecode", "statuscode", "ownerid", "overriddencreatedon"})
@@ -115,6 +129,9 @@ class ObjectCounts:
     """notes on decisions, by reason code."""
     reasons: Counter[str] = field(default_factory=Counter)
     """rejection reasons, by reason code."""
+    knock_on: int = 0
+    """records of a delta run decided anew because the records around them changed (counted
+    in ``extracted`` and in ``decided``/``rejected`` too)."""
 
 
 @dataclass
@@ -172,13 +189,40 @@ def transform_run(
             index = _index(log, migration_map, run_id, spool, progress, scope)
             existing, decided_keys = _existing_decisions(log, run_id)
             decider = _Decider(index, summary.run_id, migration_map.content_hash, files)
-            in_scope = scope.in_run if scope is not None else None
-            _decide_all(decider, spool, summary, existing, decided_keys, log, progress, in_scope)
+            delta = _DeltaContext.read(log, scope, migration_map) if scope is not None else None
+            _decide_all(decider, spool, summary, existing, decided_keys, log, progress, delta)
         finally:
             spool.close()
     summary.reference = dict(index.reference)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def decision_digest(event: Event) -> bytes:
+    """A short digest of what a decision does to Dataverse, to compare two decisions of a key.
+
+    One byte for the kind (``R`` rejected, ``D`` decided); a decision adds 8 bytes of the
+    SHA-256 of its target table and id, payload and binds, then per column and lookup 4 bytes
+    naming it and 2 of its value (what :func:`_changes` reads to name what changed). A column
+    set to ``None`` and a :data:`CLEARED_BIND` count as not set; notes and ids not at all.
+    """
+    if event.type != TransformDecided.event_type:
+        return b"R"
+    payload = event.payload
+    fields = {
+        **{f"p:{name}": value for name, value in payload["payload"].items() if value is not None},
+        **{f"b:{nav}": ref for nav, ref in payload["binds"].items() if ref != CLEARED_BIND},
+    }
+    target = (str(payload["target_table"]), str(payload["target_id"]).lower())
+    whole = canonical_json({"target": target, "fields": fields}).encode()
+    parts = [b"D", hashlib.sha256(whole).digest()[:8]]
+    for name in sorted(fields):
+        parts.append(_short(name, 4) + _short(canonical_json(fields[name]), 2))
+    return b"".join(parts)
+
+
+def _short(text: str, size: int) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=size).digest()
 
 
 def decision_key_counts(log: EventLog, run_id: str) -> Counter[str]:
@@ -260,16 +304,16 @@ def _decide_all(
     decided_keys: set[str],
     log: EventLog,
     progress: Progress | None,
-    in_scope: frozenset[str] | None = None,
+    delta: _DeltaContext | None = None,
 ) -> None:
-    """Decide every spooled record; with ``in_scope`` (a delta run) count and append only those
-    keys: the others are decided for their effect on lookups (a rejected parent)."""
+    """Decide every spooled record; in a delta run count and append only the run's records and
+    the knock-ons: the others are decided for their effect on lookups (a rejected parent)."""
     index, context = decider.index, decider.context
     migration_map = index.migration_map
     by_rank = {index.ranks[obj.name]: obj for obj in migration_map.objects}
     for obj in migration_map.objects:
         summary.objects[obj.name] = ObjectCounts(
-            obj.phase, obj.target, extracted=index.extracted[obj.name] if in_scope is None else 0
+            obj.phase, obj.target, extracted=index.extracted[obj.name] if delta is None else 0
         )
     batch: list[Event] = []
     done_keys: set[str] = set()
@@ -280,12 +324,17 @@ def _decide_all(
         count = 0
         for event_id, key, payload in spool.read(rank):
             count += 1
-            event = decider.decide(obj, key, uuid.UUID(event_id), payload)
+            knock_on = delta is not None and key not in delta.in_run
+            event = decider.decide(obj, key, uuid.UUID(event_id), payload, clear=knock_on)
             if event.type == RecordRejected.event_type:
                 context.rejected[obj.name].add(str(payload["source_key"]))
-            if in_scope is not None:
-                if key not in in_scope:
-                    continue
+            if delta is not None:
+                if knock_on:
+                    changed = delta.knock_on(event)
+                    if changed is None:
+                        continue
+                    event = changed
+                    counts.knock_on += 1
                 counts.extracted += 1
             _count(counts, event)
             if event.event_id in existing:
@@ -306,6 +355,85 @@ def _decide_all(
     if batch:
         log.append(batch)
         summary.appended += len(batch)
+
+
+@dataclass
+class _DeltaContext:
+    """What pass 2 of a delta run needs: the run's own keys and the chain's latest decisions."""
+
+    in_run: frozenset[str]
+    earlier: dict[str, bytes]
+    """key → :func:`decision_digest` of its latest decision in the base run and the delta runs
+    before this one."""
+    names: dict[bytes, str]
+    """4-byte digest of ``p:<column>``/``b:<lookup>`` → the column's name, for every column the
+    map (or the stage) can set."""
+
+    @classmethod
+    def read(cls, log: EventLog, scope: DeltaScope, migration_map: MigrationMap) -> _DeltaContext:
+        """The chain's latest decision digests, read from the log in one pass."""
+        earlier: dict[str, bytes] = {}
+        for stored in log.read([Topic.DECISIONS]):
+            event = stored.event
+            if event.run_id in scope.chain and event.type in _DECISION_TYPES:
+                earlier[event.key] = decision_digest(event)
+        targets = {column.target for obj in migration_map.objects for column in obj.columns}
+        targets.update(OPEN_ITEM_COLUMNS)
+        return cls(scope.in_run, earlier, _field_names(targets))
+
+    def knock_on(self, event: Event) -> Event | None:
+        """``event`` with a ``knock_on`` note if it decides its key otherwise than the chain's
+        latest decision did, else None."""
+        now = decision_digest(event)
+        before = self.earlier.get(event.key)
+        if before is not None and before[:9] == now[:9]:
+            return None
+        names = {**self.names, **_field_names(_fields_of(event))}
+        text = note(KNOCK_ON, f"decision changed by the delta ({_changes(before, now, names)})")
+        payload = dict(event.payload)
+        if event.type == TransformDecided.event_type:
+            payload["notes"] = [*payload["notes"], text]
+        else:
+            reasons = dict(payload["reasons"])
+            reasons[rules.WARNINGS_KEY] = [*reasons.get(rules.WARNINGS_KEY, []), text]
+            payload["reasons"] = reasons
+        return event.model_copy(update={"payload": payload})
+
+
+_DECISION_TYPES = frozenset({TransformDecided.event_type, RecordRejected.event_type})
+
+
+def _fields_of(event: Event) -> list[str]:
+    if event.type != TransformDecided.event_type:
+        return []
+    return [*event.payload["payload"], *event.payload["binds"]]
+
+
+def _field_names(targets: Iterable[str]) -> dict[bytes, str]:
+    names: dict[bytes, str] = {}
+    for target in targets:
+        names[_short(f"p:{target}", 4)] = f"payload {target}"
+        names[_short(f"b:{target}", 4)] = f"binds {target}"
+    return names
+
+
+def _changes(before: bytes | None, now: bytes, names: Mapping[bytes, str]) -> str:
+    """What differs between two :func:`decision_digest` values, in words."""
+    if before is None:
+        return "no earlier decision"
+    if before[:1] != now[:1]:
+        return "rejected before, decided now" if now[:1] == b"D" else "rejected now"
+    old, new = _unpack(before), _unpack(now)
+    changed = sorted(
+        names.get(name, "a column")
+        for name in old.keys() | new.keys()
+        if old.get(name) != new.get(name)
+    )
+    return ", ".join(dict.fromkeys(changed)) or "target row"
+
+
+def _unpack(digest: bytes) -> dict[bytes, bytes]:
+    return {digest[at : at + 4]: digest[at + 4 : at + 6] for at in range(9, len(digest), 6)}
 
 
 def _count(counts: ObjectCounts, event: Event) -> None:
@@ -333,6 +461,8 @@ class _Record:
     errors: dict[str, list[str]] = field(default_factory=dict)
     forward: set[str] = field(default_factory=set)
     """lookups to a later phase, left unbound (and never cleared)."""
+    clear: bool = False
+    """clear what has no value even though the source record is not a changed one."""
 
     @property
     def source_key(self) -> str:
@@ -369,9 +499,17 @@ class _Decider:
             self._dates[name] = tuple(c.name for c in spec.columns if c.kind is Kind.DATETIME)
 
     def decide(
-        self, obj: ObjectMap, key: str, source_event: uuid.UUID, payload: Mapping[str, Any]
+        self,
+        obj: ObjectMap,
+        key: str,
+        source_event: uuid.UUID,
+        payload: Mapping[str, Any],
+        *,
+        clear: bool = False,
     ) -> Event:
-        record = _Record(obj, key, payload, payload["normalised"])
+        """The decision about one record; ``clear``: empty in Dataverse what it has no value
+        for, as for a changed record (a delta run's knock-on updates a row written before)."""
+        record = _Record(obj, key, payload, payload["normalised"], clear=clear)
         self._source_notes(record)
         member = (obj.name, record.source_key)
         if record.source_key not in self._index.object_keys[obj.name]:
@@ -484,7 +622,7 @@ class _Decider:
 
     def _clear_emptied(self, record: _Record) -> None:
         """A changed record empties every mapped column and lookup that has no value now."""
-        if record.payload.get("previous_hash") is None:
+        if record.payload.get("previous_hash") is None and not record.clear:
             return  # a new record (or a full run): nothing to clear
         for column in record.obj.columns:
             target = column.target

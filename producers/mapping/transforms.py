@@ -208,6 +208,7 @@ REASONS: dict[str, str] = {
     "text_date": "a date was written unlike the rest of its table",
     "attachment_missing": "the attachment file is not in the export's file store",
     "attachment_too_large": "the attachment exceeds the organisation's upload limit",
+    "knock_on": "a delta run decided the record anew: the records around it changed",
 }
 """Every reason code, with what it means; notes and errors start with one of these."""
 
