@@ -15,8 +15,9 @@ differences:
   ``source_deletion`` mode (``RunStarted.settings.deletions``, else the map's
   ``settings.source_deletion``):
 
-  ``delete``      ``DestinationDeleteIntended`` (the whole row as read) → ``DELETE`` →
-                  ``DestinationRowDeleted`` (the same before-image): a rollback re-creates it.
+  ``delete``      ``DestinationDeleteIntended`` (the whole row as read, with the target
+                  table of each lookup) → ``DELETE`` → ``DestinationRowDeleted`` (the same
+                  before-image): a rollback re-creates it, lookups included.
   ``deactivate``  ``DestinationWriteIntended`` → ``PATCH statecode=1`` → ``DestinationWritten``
                   ``op="update"`` with the previous ``statecode``/``statuscode`` as before-image:
                   a rollback restores it like any update.
@@ -72,7 +73,7 @@ from ledger.event_types import (
 )
 from ledger.events import Event, EventPayload, Topic, content_hash
 from ledger.log import EventLog
-from producers.delta import DeletionMode, delta_runs
+from producers.delta import DeletionMode, delta_chain, delta_runs, rolled_back_runs
 from producers.extract import export_files
 from producers.mapping.context import target_id
 from producers.mapping.gate import require_confirmed
@@ -101,6 +102,9 @@ _DELETION_OUTCOMES = frozenset(
         DestinationWriteFailed.event_type,
     }
 )
+_LOOKUP_TARGET = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+_LOOKUP_TARGETS = 'odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"'
+"""``Prefer`` value that makes Dataverse name the target table of every lookup value."""
 
 
 class DeltaRunError(ValueError):
@@ -171,6 +175,12 @@ def migrate_delta(
     if run_id not in runs:
         raise DeltaRunError(
             f"run {run_id!r} is not a delta run; `crmledger delta EXPORT` makes one"
+        )
+    if run_id in rolled_back_runs(log):
+        raise DeltaRunError(
+            f"delta run {run_id!r} was rolled back; run the newer export as a new delta run"
+            f" (`crmledger delta EXPORT --run NEW --base-run {runs[run_id][0]}`): the delta"
+            " state no longer counts this one"
         )
     require_confirmed(log, migration_map)
     mode = deletions or _mode(runs[run_id][1], migration_map)
@@ -306,13 +316,14 @@ def apply_deletions(
         event = stored.event
         if event.run_id != run_id or event.causation_id is None:
             continue
+        cause = str(event.causation_id)
         if event.type in _DELETION_OUTCOMES:
-            done.add(str(event.causation_id))
+            done.add(cause)
         elif event.type in (
             DestinationDeleteIntended.event_type,
             DestinationWriteIntended.event_type,
         ):
-            intents[str(event.causation_id)] = event
+            intents[cause] = event
     rows = _rows_of(log, run_id, {event.key for event in deleted} | set(rejected))
     withdrawn = [event for key, event in rejected.items() if key in rows]
     ordered = sorted([*deleted, *withdrawn], key=lambda e: _order(rows.get(e.key)), reverse=True)
@@ -366,7 +377,7 @@ def _rows_of(log: EventLog, run_id: str, keys: set[str]) -> dict[str, _Row]:
     """Per deleted key, the row its latest write (in the base chain) created or updated."""
     deltas = delta_runs(log)
     base = deltas[run_id][0] if run_id in deltas else run_id
-    chain = {base} | {run for run, (b, _m, _t) in deltas.items() if b == base and run != run_id}
+    chain = delta_chain(log, base, run_id)  # earlier runs only; rolled-back ones left out
     rows: dict[str, _Row] = {}
     for position, stored in enumerate(log.read([Topic.WRITES])):
         event = stored.event
@@ -487,7 +498,7 @@ def _apply_one(
 
 def _read(client: DataverseClient, path: str) -> dict[str, Any] | None:
     try:
-        return client.get(path)
+        return client.get(path, headers={"Prefer": _LOOKUP_TARGETS})
     except DataverseError as error:
         if error.status == 404:
             return None
@@ -495,11 +506,18 @@ def _read(client: DataverseClient, path: str) -> dict[str, Any] | None:
 
 
 def _image(row: dict[str, Any], table: str, mode: DeletionMode) -> dict[str, Any]:
+    """The before-image of a deletion: the state a deactivation changes, or the whole row with
+    the target table of each lookup that holds a value (``_x_value@…lookuplogicalname``), so a
+    rollback can bind every lookup again when it re-creates the row."""
     if mode == "deactivate":
         return {name: row.get(name) for name in ("statecode", "statuscode")}
-    image = {name: value for name, value in row.items() if not name.startswith("@")}
+    image = {
+        name: value
+        for name, value in row.items()
+        if "@" not in name or (name.endswith(_LOOKUP_TARGET) and value is not None)
+    }
     image.setdefault(primary_id(table), None)
-    return {name: value for name, value in image.items() if "@" not in name}
+    return image
 
 
 def _intent(deleted: Event, row: _Row, mode: DeletionMode, before: dict[str, Any]) -> Event:

@@ -15,16 +15,24 @@ the scope touched, one action:
   gets the earliest before-image of every column (the before-images applied in reverse order of
   the updates).
 
+  A delta run's deactivation (a ``DestinationWritten`` ``op="update"`` caused by a
+  ``SourceRecordDeleted`` or a ``RecordRejected``, not by a decision) is restored the same way:
+  its before-image is the row's previous ``statecode``/``statuscode``.
 - **recreate** a row a delta run deleted (``DestinationRowDeleted``), from its before-image,
   with the same id: the columns valid for create (read from the table's metadata), the date the
   row showed as ``overriddencreatedon`` when the migration had backdated it, the lookups the
   migration bound as ``<nav>@odata.bind`` (named as :func:`~consumers.writing.rows.before_image`
-  names them), and its state as a step after the create. Re-creates come after the plan's last
-  delete, parents first (the reverse of the order the delta run deleted in).
+  names them), every other lookup valid for create that held a value (the owner, a quote line's
+  unit: the before-image names each lookup's target table; the navigation property comes from
+  the table's relationship metadata), and its state as a step after the create. Re-creates come
+  first in the plan, parents first (the reverse of the order the delta run deleted in): a
+  re-created row binds only rows of the state before the run, while the restores and deletes
+  after them may bind it.
 
-**Order** (children before parents): later phases first; within a phase by table, in
-:data:`DELETE_ORDER` (custom tables first); within a table, the latest write first. That is the
-reverse of the order the writer follows, so every row is removed after the rows that bind to it.
+**Order** of the deletes and restores, after the re-creates (children before parents): later
+phases first; within a phase by table, in :data:`DELETE_ORDER` (custom tables first); within a
+table, the latest write first. That is the reverse of the order the writer follows, so every
+row is removed after the rows that bind to it.
 
 **Dependencies** (``--cascade``): a record outside the scope depends on the scope when its
 decision binds a row the rollback deletes, or when it wrote one of the scope's rows again later
@@ -135,6 +143,9 @@ _NOT_RECREATED = frozenset(
     {"createdon", "modifiedon", "versionnumber", "overriddencreatedon", "importsequencenumber"}
 )
 _READ_CHUNK = 50
+_LOOKUP_TARGET = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+_DEACTIVATED = {"statecode": 1}
+"""What a delta run's deactivation writes (:func:`consumers.delta.apply_deletions`)."""
 _GUID_BIND = re.compile(r"^/?(?P<set>[A-Za-z0-9_]+)\((?P<id>[0-9a-fA-F-]{36})\)$")
 _KEY_BIND = re.compile(r"^/?(?P<set>[A-Za-z0-9_]+)\((?P<key>.+)\)$")
 _KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^']|'')*'|[^,]+)")
@@ -281,6 +292,9 @@ class RollbackSummary:
 # --- what the log says ---------------------------------------------------------------------
 
 
+_UPDATED = "updated by the run"
+
+
 @dataclass
 class _Touch:
     """One record's write of one row, in log order."""
@@ -299,6 +313,8 @@ class _Touch:
     written: bool
     failed: bool
     mismatches: dict[str, Any]
+    reason: str = _UPDATED
+    """why the row changed, as the restore names it."""
 
 
 @dataclass
@@ -382,10 +398,17 @@ def _history(log: EventLog, run_id: str) -> _History:
                 history.planned.add(
                     (action["action"], action["table"], action["id"], action["undoes"])
                 )
-    # only the current generation of each decision's writes is the run's to undo
+    # a delta run's deactivations: write events caused by a deletion or rejection, not a decision
+    deactivations = {
+        cause
+        for cause, events in generations.writes.items()
+        if cause not in decisions
+        and any(e.type == DestinationWriteIntended.event_type for e in events)
+    }
+    # only the current generation of each decision's (or deactivation's) writes is to undo
     intents: list[tuple[int, uuid.UUID, Event, Event | None]] = []
     closed: set[uuid.UUID] = set()
-    for decision_id in decisions:
+    for decision_id in [*decisions, *deactivations]:
         closed.update(event.event_id for event in generations.closed(decision_id))
         current = generations.current(decision_id)
         intent_event = next(
@@ -400,28 +423,35 @@ def _history(log: EventLog, run_id: str) -> _History:
         if event.causation_id in closed:
             history.undone[_phase(event.phase)] += 1
     for position, decision_id, intent_event, outcome in sorted(intents, key=lambda i: i[0]):
-        decision = decisions[decision_id]
-        decided = TransformDecided.model_validate(decision.payload)
         intent = DestinationWriteIntended.model_validate(intent_event.payload)
         written = outcome is not None and outcome.type == DestinationWritten.event_type
         undone: Event = outcome if written and outcome is not None else intent_event
-        history.sets[entity_set(decided.target_table)] = decided.target_table
+        decision = decisions.get(decision_id)
+        if decision is None:  # a delta's deactivation: caused by a deletion, not a decision
+            table, row_id, source = intent.target_table, intent.target_id, intent_event
+            payload, binds, reason = dict(_DEACTIVATED), {}, "deactivated by the delta run"
+        else:
+            decided = TransformDecided.model_validate(decision.payload)
+            table, row_id, source = decided.target_table, decided.target_id, decision
+            payload, binds, reason = dict(decided.payload), dict(decided.binds), _UPDATED
+        history.sets[entity_set(table)] = table
         history.touches.append(
             _Touch(
                 position=position,
-                key=decision.key,
-                phase=_phase(decision.phase),
-                table=decided.target_table,
-                row_id=decided.target_id.lower(),
-                payload=dict(decided.payload),
-                binds=dict(decided.binds),
+                key=source.key,
+                phase=_phase(source.phase),
+                table=table,
+                row_id=row_id.lower(),
+                payload=payload,
+                binds=binds,
                 op=intent.op,
                 before_image=intent.before_image,
                 steps=list(intent.steps),
                 undoes=str(undone.event_id),
                 written=written,
                 failed=outcome is not None and not written,
-                mismatches=mismatches.get(undone.event_id, {}),
+                mismatches={} if decision is None else mismatches.get(undone.event_id, {}),
+                reason=reason,
             )
         )
     return history
@@ -524,7 +554,7 @@ def _row_actions(row_touches: list[_Touch], scope_phases: set[int] | None) -> li
     # keyed by the record whose write it names as undone: in order with that record's writes
     actions.append(
         Action("restore", table, row_id, latest.key, earliest.phase, latest.undoes,
-               "updated by the run", before_image=image, cascaded=cascaded,
+               latest.reason, before_image=image, cascaded=cascaded,
                must_exist=any(t.written for t in updates), also=_also(updates[:-1]))
     )  # fmt: skip
     return actions
@@ -605,9 +635,9 @@ def plan_rollback(
             plan.recorded += 1
         else:
             recreates.append(action)
-    # after the deletes of rows the run created, before the restores that follow them
-    after = max((i + 1 for i, a in enumerate(candidates) if a.action == "delete"), default=0)
-    candidates[after:after] = recreates
+    # first: a re-created row binds only rows of the state before the run (existing, or
+    # re-created before it), and restores may bind it
+    candidates[:0] = recreates
     _check_dataverse(client, history, touches, candidates, plan, force)
     plan.planned_before = bool(plan.actions) and all(
         a.identity in history.planned for a in plan.actions
@@ -620,9 +650,12 @@ def _recreate_actions(
 ) -> list[Action]:
     """Re-create the rows a delta run deleted, parents first (the reverse of deletion order).
 
-    The create body holds the before-image's columns Dataverse accepts on create and the
-    lookups the migration bound, as ``<nav>@odata.bind`` (named as the writer's before-images
-    name them); lookups no decision bound (owner, currency) are left to Dataverse's defaults.
+    The create body holds the before-image's columns Dataverse accepts on create and its
+    lookups as ``<nav>@odata.bind``: the ones the migration bound named as the writer's
+    before-images name them (:func:`~consumers.writing.rows.before_image`), every other lookup
+    valid for create that held a value (a quote line's unit, the owner) by the target table the
+    before-image names for it. A before-image without target tables (older events) re-creates
+    the bound lookups only; the others get Dataverse's defaults.
     """
     if not deletions:
         return []
@@ -635,18 +668,30 @@ def _recreate_actions(
         row = (str(event.payload["target_table"]), str(event.payload["target_id"]).lower())
         if row in rows_deleted:
             binds[row].update(event.payload.get("binds") or {})
-    creatable: dict[str, frozenset[str] | None] = {}
+    tables: dict[str, _Creatable] = {}
     actions: list[Action] = []
     for deletion in sorted(deletions, key=lambda d: d.position, reverse=True):
         table = deletion.table
-        if table not in creatable:
-            creatable[table] = _creatable_columns(client, table)
-        body = _recreate_body(deletion, binds[(table, deletion.row_id)], creatable[table])
+        if table not in tables:
+            tables[table] = _Creatable(
+                _creatable_columns(client, table), _lookup_navigations(client, table)
+            )
+        body = _recreate_body(deletion, binds[(table, deletion.row_id)], tables[table])
         actions.append(
             Action("recreate", table, deletion.row_id, deletion.key, deletion.phase,
                    deletion.undoes, "deleted by the delta run", before_image=body)
         )  # fmt: skip
     return actions
+
+
+@dataclass(frozen=True)
+class _Creatable:
+    """What a create of a row of one table may send."""
+
+    columns: frozenset[str] | None
+    """the columns valid for create; None when the metadata cannot be read."""
+    navigations: Mapping[tuple[str, str], str]
+    """(lookup column, target table) → the navigation property that binds it."""
 
 
 def _creatable_columns(client: DataverseClient, table: str) -> frozenset[str] | None:
@@ -663,9 +708,61 @@ def _creatable_columns(client: DataverseClient, table: str) -> frozenset[str] | 
     )
 
 
-def _recreate_body(
-    deletion: _Deletion, binds: Mapping[str, str], creatable: frozenset[str] | None
-) -> JsonObject:
+def _lookup_navigations(client: DataverseClient, table: str) -> dict[tuple[str, str], str]:
+    """(lookup column, target table) → navigation property, for the lookups of ``table``.
+
+    Read from the table's many-to-one relationships (``ReferencingAttribute``,
+    ``ReferencedEntity``, ``ReferencingEntityNavigationPropertyName``); where the service does
+    not list them (the emulator), named from the lookup columns' ``Targets`` by
+    :func:`_navigation_name`. Empty when neither can be read.
+    """
+    definition = f"EntityDefinitions(LogicalName='{table}')"
+    try:
+        found = client.get(
+            f"{definition}/ManyToOneRelationships",
+            {
+                "$select": "ReferencingAttribute,ReferencedEntity,"
+                "ReferencingEntityNavigationPropertyName"
+            },
+        )
+    except DataverseError:
+        pass
+    else:
+        return {
+            (str(r["ReferencingAttribute"]), str(r["ReferencedEntity"])): str(
+                r["ReferencingEntityNavigationPropertyName"]
+            )
+            for r in found.get("value", [])
+            if r.get("ReferencingEntityNavigationPropertyName")
+        }
+    try:
+        found = client.get(
+            f"{definition}/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata",
+            {"$select": "LogicalName,Targets"},
+        )
+    except DataverseError:
+        return {}
+    navigations: dict[tuple[str, str], str] = {}
+    for attribute in found.get("value", []):
+        column, targets = str(attribute["LogicalName"]), list(attribute.get("Targets") or [])
+        for target in targets:
+            navigations[(column, str(target))] = _navigation_name(table, column, targets, target)
+    return navigations
+
+
+def _navigation_name(table: str, column: str, targets: Sequence[str], target: str) -> str:
+    """The navigation property that binds lookup ``column`` of ``table`` to a row of ``target``
+    (reference 4): the column itself for the owner and single-target lookups,
+    ``regardingobjectid_<target>_<table>`` for an activity's regarding, ``<column>_<target>``
+    for every other polymorphic lookup (``parentcustomerid_account``, ``objectid_contact``)."""
+    if column == "ownerid" or len(targets) <= 1:
+        return column
+    if column == "regardingobjectid":
+        return f"regardingobjectid_{target}_{table}"
+    return f"{column}_{target}"
+
+
+def _recreate_body(deletion: _Deletion, binds: Mapping[str, str], table: _Creatable) -> JsonObject:
     """The columns and ``<nav>@odata.bind`` lookups that re-create the deleted row (state
     included: :func:`_changeset` sends it as the writer does, after the create)."""
     image = deletion.before_image
@@ -673,11 +770,24 @@ def _recreate_body(
     for name, value in image.items():
         if "@" in name or name.startswith("_") or name in _NOT_RECREATED or value is None:
             continue
-        if creatable is None or name in creatable or name in _STATE:
+        if table.columns is None or name in table.columns or name in _STATE:
             body[name] = value
     if image.get("overriddencreatedon") is not None:
         # the migration backdated the row: keep the date it showed
         body["overriddencreatedon"] = image.get("createdon") or image["overriddencreatedon"]
+    bound = {rows.lookup_column(navigation) for navigation in binds}
+    for name, value in image.items():
+        column = name[1:-6] if name.startswith("_") and name.endswith("_value") else None
+        target = image.get(f"{name}{_LOOKUP_TARGET}")
+        if column is None or column in bound or value is None or target is None:
+            continue
+        # an owner is valid for create wherever a row has one (reference 4.7)
+        if column != "ownerid" and (table.columns is None or column not in table.columns):
+            continue
+        navigation = column if column == "ownerid" else table.navigations.get((column, str(target)))
+        if navigation is not None:
+            body[f"{navigation}@odata.bind"] = f"/{entity_set(str(target))}({value})"
+    # the lookups the migration bound, as it bound them
     for navigation, reference in binds.items():
         wrote = None if reference == CLEARED_BIND else reference
         lookup = rows.before_image({f"{navigation}@odata.bind": wrote}, image, state=False)

@@ -39,6 +39,8 @@ from typing import Any, Literal
 
 from ledger.event_types import (
     ExportRegistered,
+    PhaseReconciled,
+    RollbackPlanned,
     RunStarted,
     SourceRecordChanged,
     SourceRecordDeleted,
@@ -57,10 +59,12 @@ __all__ = [
     "DeltaError",
     "DeltaScope",
     "DeltaSummary",
+    "delta_chain",
     "delta_runs",
     "delta_scope",
     "delta_state",
     "detect",
+    "rolled_back_runs",
 ]
 
 DELTA_PHASE = "delta"
@@ -174,14 +178,47 @@ def _latest_full_run(log: EventLog, deltas: Iterable[str]) -> str | None:
 
 
 def _chain(log: EventLog, base_run: str, until: str | None) -> set[str]:
-    """The base run and its delta runs started before ``until`` (a delta run), or all of them."""
+    """The base run and its delta runs started before ``until`` (a delta run), or all of them;
+    a delta run rolled back as a whole (:func:`rolled_back_runs`) is no longer part of it."""
     deltas = delta_runs(log)
     limit = deltas[until][2] if until is not None and until in deltas else None
+    undone = rolled_back_runs(log)
     runs = {base_run}
     for run, (base, _mode, started) in deltas.items():
-        if base == base_run and run != until and (limit is None or started <= limit):
+        if (
+            base == base_run
+            and run != until
+            and run not in undone
+            and (limit is None or started <= limit)
+        ):
             runs.add(run)
     return runs
+
+
+delta_chain = _chain
+"""The runs whose source events make up the delta state a delta run ``until`` is compared with."""
+
+
+def rolled_back_runs(log: EventLog) -> set[str]:
+    """Runs rolled back as a whole and not migrated since: the latest ``RollbackPlanned`` of the
+    whole run (scope ``run R``) came after the run's latest ``PhaseReconciled``.
+
+    What such a delta run changed is undone in Dataverse, so the delta state leaves it out: a
+    newer export is compared with the runs before it, and ``crmledger delta`` of the same
+    export again (as a new run) moves the same changes.
+    """
+    rolled: dict[str, datetime] = {}
+    reconciled: dict[str, datetime] = {}
+    for stored in log.read([Topic.CONTROL]):
+        event = stored.event
+        if event.type == RollbackPlanned.event_type:
+            if event.payload.get("scope") == f"run {event.run_id}":
+                rolled[event.run_id] = max(rolled.get(event.run_id, event.occurred_at),
+                                           event.occurred_at)  # fmt: skip
+        elif event.type == PhaseReconciled.event_type:
+            reconciled[event.run_id] = max(reconciled.get(event.run_id, event.occurred_at),
+                                           event.occurred_at)  # fmt: skip
+    return {run for run, at in rolled.items() if run not in reconciled or at > reconciled[run]}
 
 
 def delta_state(log: EventLog, runs: set[str]) -> dict[str, StateEntry]:

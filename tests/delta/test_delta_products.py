@@ -234,11 +234,6 @@ def test_a_delta_retires_the_product_of_a_deleted_item_in_deactivate_mode(
     assert run.restored_rows[row] == run.base_rows[row]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rollback plans only writes caused by decisions (consumers/rollback.py _history); a "
-    "deactivation, caused by a SourceRecordDeleted, is never restored",
-)
 def test_rolling_back_a_deactivate_delta_publishes_the_deactivated_product_again(
     deactivated: _Deactivated,
 ) -> None:
