@@ -59,9 +59,12 @@ from consumers.reconcile import (
     phase_counts,
     start_phase,
 )
+from consumers.writing.plan import pending_by_phase
 from consumers.writing.rows import primary_id
 from ledger.event_types import (
     DestinationDeleteIntended,
+    DestinationRecreated,
+    DestinationRestored,
     DestinationRowDeleted,
     DestinationWriteFailed,
     DestinationWriteIntended,
@@ -105,6 +108,10 @@ _DELETION_OUTCOMES = frozenset(
 _LOOKUP_TARGET = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 _LOOKUP_TARGETS = 'odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"'
 """``Prefer`` value that makes Dataverse name the target table of every lookup value."""
+
+
+_UNDOING = frozenset({DestinationRecreated.event_type, DestinationRestored.event_type})
+"""Rollback events that undo a deletion's outcome (their ``causation_id`` is the outcome's id)."""
 
 
 class DeltaRunError(ValueError):
@@ -196,9 +203,10 @@ def migrate_delta(
     phases = sorted({obj.phase for obj in migration_map.objects})
     request = MigrationRequest(export="", run_id=run_id, thresholds=thresholds,
                                batch_size=batch_size)  # fmt: skip
+    pending = pending_by_phase(log, run_id)
     for phase in phases:
         latest = latest_reconciliation(log, run_id=run_id, phase=phase)
-        if latest is not None and latest.payload["verdict"] == "passed":
+        if latest is not None and latest.payload["verdict"] == "passed" and not pending[phase]:
             summary.phases[phase] = PhaseReconciled.model_validate(latest.payload)
             summary.resumed.append(phase)
             continue
@@ -210,12 +218,13 @@ def migrate_delta(
                 for source in obj.sources
             }
         )
+        before = log.end_position([Topic.CONTROL])  # a phase run again repeats its start
         try:
             start = start_phase(log, run_id=run_id, phase=phase, objects=tables)
         except GateFailedError as error:
             summary.stopped = str(error)
             break
-        stages.write_and_verify(log, request, phase, start, display or _Silent())
+        stages.write_and_verify(log, request, phase, start, display or _Silent(), after=before)
         summary.phases[phase] = reconcile_delta_phase(log, run_id, phase, thresholds)
     failed = [p for p, result in summary.phases.items() if result.verdict != "passed"]
     if summary.stopped is None and failed:
@@ -312,6 +321,8 @@ def apply_deletions(
     if not deleted and not rejected:
         return summary
     intents: dict[str, Event] = {}
+    outcome_of: dict[str, str] = {}  # outcome event id → the deletion (or rejection) it carried out
+    after: dict[str, str] = {}  # deletion → "|after <undone outcome>": its next generation's cause
     for stored in log.read([Topic.WRITES]):
         event = stored.event
         if event.run_id != run_id or event.causation_id is None:
@@ -319,11 +330,18 @@ def apply_deletions(
         cause = str(event.causation_id)
         if event.type in _DELETION_OUTCOMES:
             done.add(cause)
+            outcome_of[str(event.event_id)] = cause
         elif event.type in (
             DestinationDeleteIntended.event_type,
             DestinationWriteIntended.event_type,
         ):
             intents[cause] = event
+        elif event.type in _UNDOING and cause in outcome_of:
+            # a rollback undid it (re-created or re-activated the row): done anew, new events
+            deletion = outcome_of.pop(cause)
+            done.discard(deletion)
+            intents.pop(deletion, None)
+            after[deletion] = f"|after {cause}"
     rows = _rows_of(log, run_id, {event.key for event in deleted} | set(rejected))
     withdrawn = [event for key, event in rejected.items() if key in rows]
     ordered = sorted([*deleted, *withdrawn], key=lambda e: _order(rows.get(e.key)), reverse=True)
@@ -336,7 +354,8 @@ def apply_deletions(
         if str(event.event_id) in done:
             counts.already_done += 1
             continue
-        outcome = _apply_one(client, event, rows.get(event.key), mode, intents, log)
+        generation = after.get(str(event.event_id), "")
+        outcome = _apply_one(client, event, rows.get(event.key), mode, intents, log, generation)
         log.append([outcome])
         if outcome.type == DestinationRowDeleted.event_type:
             counts.deleted += 1
@@ -403,6 +422,7 @@ def _apply_one(
     mode: DeletionMode,
     intents: dict[str, Event],
     log: EventLog,
+    after: str = "",
 ) -> Event:
     """Delete, deactivate or flag the row of ``deleted``: a ``SourceRecordDeleted``, or the
     ``RecordRejected`` of a withdrawal."""
@@ -421,7 +441,7 @@ def _apply_one(
             SourceDeletionFlagged(
                 reason=flagged("never written to Dataverse (rejected or not migrated)")
             ),
-            deleted, None, "flagged",
+            deleted, None, "flagged" + after,
         )  # fmt: skip
     if row.row_id != target_id(table_name, code).lower():
         return _event(
@@ -431,7 +451,7 @@ def _apply_one(
                     "the row belongs to another record too (merged into it); left alone"
                 ),
             ),
-            deleted, row, "flagged",
+            deleted, row, "flagged" + after,
         )  # fmt: skip
     if mode == "flag":
         return _event(
@@ -439,7 +459,7 @@ def _apply_one(
                 target_table=row.table, target_id=row.row_id,
                 reason=flagged("source_deletion = flag"),
             ),
-            deleted, row, "flagged",
+            deleted, row, "flagged" + after,
         )  # fmt: skip
     path = f"{entity_set(row.table)}({row.row_id})"
     intent = intents.get(str(deleted.event_id))
@@ -454,7 +474,7 @@ def _apply_one(
                         target_table=row.table, target_id=row.row_id,
                         reason=flagged("the row is no longer in Dataverse"),
                     ),
-                    deleted, row, "flagged",
+                    deleted, row, "flagged" + after,
                 )  # fmt: skip
             if mode == "deactivate" and "statecode" not in current:
                 return _event(
@@ -462,10 +482,10 @@ def _apply_one(
                         target_table=row.table, target_id=row.row_id,
                         reason=flagged(f"{row.table} rows have no state to deactivate; left alone"),
                     ),
-                    deleted, row, "flagged",
+                    deleted, row, "flagged" + after,
                 )  # fmt: skip
             before = _image(current, row.table, mode)
-            log.append([_intent(deleted, row, mode, before)])
+            log.append([_intent(deleted, row, mode, before, after)])
         if mode == "delete":
             try:
                 client.delete(path)
@@ -477,14 +497,14 @@ def _apply_one(
                     target_table=row.table, target_id=row.row_id, before_image=before,
                     reason=why or "source record deleted",
                 ),
-                deleted, row, "deleted",
+                deleted, row, "deleted" + after,
             )  # fmt: skip
         client.patch(path, {"statecode": 1})
         return _event(
             DestinationWritten(
                 target_table=row.table, target_id=row.row_id, op="update", before_image=before
             ),
-            deleted, row, "deactivated",
+            deleted, row, "deactivated" + after,
         )  # fmt: skip
     except DataverseError as error:
         return _event(
@@ -492,7 +512,7 @@ def _apply_one(
                 target_table=row.table, target_id=row.row_id, status=error.status,
                 error_code=error.code, message=f"{mode}: {error.message}",
             ),
-            deleted, row, "failed",
+            deleted, row, "failed" + after,
         )  # fmt: skip
 
 
@@ -520,7 +540,9 @@ def _image(row: dict[str, Any], table: str, mode: DeletionMode) -> dict[str, Any
     return image
 
 
-def _intent(deleted: Event, row: _Row, mode: DeletionMode, before: dict[str, Any]) -> Event:
+def _intent(
+    deleted: Event, row: _Row, mode: DeletionMode, before: dict[str, Any], after: str = ""
+) -> Event:
     payload: EventPayload
     if mode == "delete":
         payload = DestinationDeleteIntended(
@@ -531,7 +553,7 @@ def _intent(deleted: Event, row: _Row, mode: DeletionMode, before: dict[str, Any
             target_table=row.table, target_id=row.row_id, op="update", before_image=before,
             steps=["SetState 1"],
         )  # fmt: skip
-    return _event(payload, deleted, row, f"intent|{mode}")
+    return _event(payload, deleted, row, f"intent|{mode}{after}")
 
 
 def _event(payload: EventPayload, deleted: Event, row: _Row | None, what: str) -> Event:

@@ -40,6 +40,9 @@ decision binds a row the rollback deletes, or when it wrote one of the scope's r
 (:class:`RollbackRefusedError`, naming phases and records); with it they are rolled back too,
 record by record, to a fixed point: rolling back phase 6 also deletes the phase-7 notes attached
 to its phone calls (as Dataverse's own parental cascade would), and nothing else of phase 7.
+The other way round too, for a delta run: restoring a row of the scope may bind a row the delta
+run deleted outside the scope (an activity the delta unlinked from an account it then deleted);
+without ``cascade`` that refuses the rollback, with it the deleted row is re-created first.
 
 **Changed since the migration** (``--force``): before planning, every row is read back and the
 columns the run wrote (the decided payload and lookups, folded over every write of the row,
@@ -597,6 +600,18 @@ def plan_rollback(
         raise RollbackError(f"{where} wrote nothing to Dataverse: there is nothing to roll back")
     touches, dependents = _scope_touches(history, phases, cascade)
     scope = f"run {run_id}" + (f" phase {phase}" if phase is not None else "")
+    needed = _deleted_parents(history, touches, deletions)
+    if needed and not cascade:
+        listed = ", ".join(
+            f"phase {p}: {len(ds)} row(s), e.g. {ds[0].key}"
+            for p, ds in sorted(_by_phase(needed).items())
+        )
+        raise RollbackRefusedError(
+            f"restoring {scope} would bind rows the delta run deleted ({listed}); re-create"
+            " them too with --cascade",
+            {p: len(ds) for p, ds in _by_phase(needed).items()},
+        )
+    deletions += needed
     if dependents and not cascade:
         listed = ", ".join(
             f"phase {p}: {len(ts)} record(s), e.g. {ts[0].key}"
@@ -643,6 +658,38 @@ def plan_rollback(
         a.identity in history.planned for a in plan.actions
     )
     return plan
+
+
+def _deleted_parents(
+    history: _History, touches: list[_Touch], deletions: list[_Deletion]
+) -> list[_Deletion]:
+    """Rows a delta run deleted outside the scope that a restore of the scope binds again (an
+    activity whose account the same delta run deleted): they must be re-created first."""
+    chosen = {(d.table, d.row_id) for d in deletions}
+    outside = {
+        (d.table, d.row_id): d
+        for d in history.deletions
+        if (d.table, d.row_id) not in chosen
+        and f"{d.undoes}|{d.table}|{d.row_id}" not in history.recorded
+    }
+    if not outside:
+        return []
+    sets = {entity_set(table): table for table, _ in outside}
+    needed: dict[Row, _Deletion] = {}
+    for touch in touches:
+        for name, value in (touch.before_image or {}).items():
+            if name.endswith("@odata.bind") and isinstance(value, str):
+                row = _bound_row(value, sets)
+                if row is not None and row in outside:
+                    needed[row] = outside[row]
+    return sorted(needed.values(), key=lambda d: d.position)
+
+
+def _by_phase(deletions: list[_Deletion]) -> dict[int, list[_Deletion]]:
+    found: dict[int, list[_Deletion]] = defaultdict(list)
+    for deletion in deletions:
+        found[deletion.phase].append(deletion)
+    return found
 
 
 def _recreate_actions(

@@ -201,7 +201,8 @@ delta_chain = _chain
 
 def rolled_back_runs(log: EventLog) -> set[str]:
     """Runs rolled back as a whole and not migrated since: the latest ``RollbackPlanned`` of the
-    whole run (scope ``run R``) came after the run's latest ``PhaseReconciled``.
+    whole run (scope ``run R``, not ``run R phase P``) came after the run's latest
+    ``PhaseReconciled``.
 
     What such a delta run changed is undone in Dataverse, so the delta state leaves it out: a
     newer export is compared with the runs before it, and ``crmledger delta`` of the same
@@ -212,7 +213,8 @@ def rolled_back_runs(log: EventLog) -> set[str]:
     for stored in log.read([Topic.CONTROL]):
         event = stored.event
         if event.type == RollbackPlanned.event_type:
-            if event.payload.get("scope") == f"run {event.run_id}":
+            scope = str(event.payload.get("scope", ""))
+            if scope.startswith(f"run {event.run_id}") and " phase " not in scope:
                 rolled[event.run_id] = max(rolled.get(event.run_id, event.occurred_at),
                                            event.occurred_at)  # fmt: skip
         elif event.type == PhaseReconciled.event_type:

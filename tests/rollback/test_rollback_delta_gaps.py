@@ -21,6 +21,7 @@ from consumers.delta import DeltaMigrationSummary, DeltaRunError, deletion_total
 from consumers.delta import withdrawal_totals as withdrawals
 from consumers.reconcile import GateThresholds
 from consumers.rollback import (
+    RollbackRefusedError,
     RollbackSummary,
     _Creatable,
     _Deletion,
@@ -338,3 +339,49 @@ def test_after_a_delta_run_is_rolled_back_a_new_delta_run_moves_the_same_changes
     assert final_digest == base_digest
     assert third.plan.empty
     assert third.appended == 0
+
+
+def test_a_delta_phase_whose_restores_bind_rows_the_delta_deleted_needs_cascade_then_reruns(
+    knock_on: KnockOnGenerations, rollback_tls_dir: Path, tmp_path: Path
+) -> None:
+    gates = GateThresholds(max_rejected_share=1.0)
+    with target_for(
+        knock_on.first, rollback_tls_dir, log_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+        db_url=f"sqlite:///{tmp_path / 'projections.db'}", run_id=BASE,
+    ) as target:  # fmt: skip
+        _migrate(target, BASE)
+        store = target.emulator.emulator.store
+        base_digest = store.digest(content=True)
+        settings = target.settings
+        with open_log(settings.log_url) as log, client_from_settings(settings) as client:
+            detect(knock_on.newer, log, run_id=DELTA, base_run=BASE, deletions="delete")
+            migrate_delta(log, client, default_map(), run_id=DELTA, thresholds=gates)
+            delta_rows, delta_digest = _rows(target), store.digest(content=True)
+            end = log.end_position()
+            # the activities the delta unlinked from an account it then deleted
+            with pytest.raises(RollbackRefusedError, match="--cascade") as refused:
+                rollback(log, client, run_id=DELTA, phase=6)
+            assert log.end_position() == end
+            phase = rollback(log, client, run_id=DELTA, phase=6, cascade=True)
+            # the same delta run again: phase 6 and the deletions are carried out anew
+            again = migrate_delta(log, client, default_map(), run_id=DELTA, thresholds=gates)
+            redone_rows, redone_digest = _rows(target), store.digest(content=True)
+            whole = rollback(log, client, run_id=DELTA)
+            final_digest = store.digest(content=True)
+
+    print(f"refused: {refused.value}; cascaded: re-created {dict(phase.recreated)},"
+          f" restored {dict(phase.restored)}")  # fmt: skip
+    assert set(refused.value.dependents) == {1}
+    assert not phase.failed
+    assert phase.recreated["account"] == refused.value.dependents[1]
+    assert phase.restored
+    assert again.passed, (again.stopped, again.failures)
+    assert 6 not in again.resumed
+    assert again.resumed
+    redeleted = deletion_totals(again)["deleted"] + withdrawals(again)["deleted"]
+    assert redeleted == phase.recreated["account"]  # what the cascade re-created, deleted again
+    assert not _differing(delta_rows, redone_rows), _differing(delta_rows, redone_rows)[:3]
+    assert set(redone_rows) == set(delta_rows)
+    assert redone_digest == delta_digest
+    assert not whole.failed
+    assert final_digest == base_digest
