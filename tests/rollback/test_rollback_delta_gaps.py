@@ -10,13 +10,14 @@ content digest is the base migration's again, and a second rollback appends noth
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from consumers.dataverse.client import client_from_settings
+from consumers.dataverse.client import DataverseClient, client_from_settings
 from consumers.delta import DeltaMigrationSummary, DeltaRunError, deletion_totals, migrate_delta
 from consumers.delta import withdrawal_totals as withdrawals
 from consumers.reconcile import GateThresholds
@@ -36,7 +37,7 @@ from ledger.event_types import (
     RollbackPlanned,
 )
 from ledger.events import Event
-from ledger.log import open_log
+from ledger.log import EventLog, open_log
 from producers.delta import DeletionMode, detect
 from producers.mapping.default import default_map
 from producers.mapping.stage import CLEARED_BIND
@@ -290,6 +291,21 @@ def test_navigation_names_follow_the_documented_naming() -> None:
     )
 
 
+@contextmanager
+def _migrated_base(
+    knock_on: KnockOnGenerations, tls_dir: Path, folder: Path
+) -> Iterator[tuple[Target, EventLog, DataverseClient]]:
+    """The first export migrated as ``base`` into a fresh emulator, with its log and a client."""
+    with target_for(
+        knock_on.first, tls_dir, log_url=f"sqlite:///{folder / 'ledger.db'}",
+        db_url=f"sqlite:///{folder / 'projections.db'}", run_id=BASE,
+    ) as target:  # fmt: skip
+        _migrate(target, BASE)
+        settings = target.settings
+        with open_log(settings.log_url) as log, client_from_settings(settings) as client:
+            yield target, log, client
+
+
 @pytest.mark.parametrize("mode", ["delete", "deactivate"])
 def test_after_a_delta_run_is_rolled_back_a_new_delta_run_moves_the_same_changes_again(
     mode: DeletionMode,
@@ -298,32 +314,24 @@ def test_after_a_delta_run_is_rolled_back_a_new_delta_run_moves_the_same_changes
     tmp_path: Path,
 ) -> None:
     gates = GateThresholds(max_rejected_share=1.0)
-    with target_for(
-        knock_on.first, rollback_tls_dir, log_url=f"sqlite:///{tmp_path / 'ledger.db'}",
-        db_url=f"sqlite:///{tmp_path / 'projections.db'}", run_id=BASE,
-    ) as target:  # fmt: skip
-        _migrate(target, BASE)
+    with _migrated_base(knock_on, rollback_tls_dir, tmp_path) as (target, log, client):
         store = target.emulator.emulator.store
         base_digest = store.digest(content=True)
-        settings = target.settings
-        with open_log(settings.log_url) as log, client_from_settings(settings) as client:
-            first_detected = detect(
-                knock_on.newer, log, run_id=DELTA, base_run=BASE, deletions=mode
-            )
-            first = migrate_delta(log, client, default_map(), run_id=DELTA, thresholds=gates)
-            delta_digest = store.digest(content=True)
-            assert not rollback(log, client, run_id=DELTA).failed
-            assert store.digest(content=True) == base_digest
-            with pytest.raises(DeltaRunError, match="was rolled back; run the newer export"):
-                migrate_delta(log, client, default_map(), run_id=DELTA, thresholds=gates)
+        first_detected = detect(knock_on.newer, log, run_id=DELTA, base_run=BASE, deletions=mode)
+        first = migrate_delta(log, client, default_map(), run_id=DELTA, thresholds=gates)
+        delta_digest = store.digest(content=True)
+        assert not rollback(log, client, run_id=DELTA).failed
+        assert store.digest(content=True) == base_digest
+        with pytest.raises(DeltaRunError, match="was rolled back; run the newer export"):
+            migrate_delta(log, client, default_map(), run_id=DELTA, thresholds=gates)
 
-            # the rolled-back run no longer counts in the delta state: a new run moves it all
-            detected = detect(knock_on.newer, log, run_id="delta-2", base_run=BASE, deletions=mode)
-            again = migrate_delta(log, client, default_map(), run_id="delta-2", thresholds=gates)
-            redone_digest = store.digest(content=True)
-            second = rollback(log, client, run_id="delta-2")
-            third = rollback(log, client, run_id="delta-2")
-            final_digest = store.digest(content=True)
+        # the rolled-back run no longer counts in the delta state: a new run moves it all
+        detected = detect(knock_on.newer, log, run_id="delta-2", base_run=BASE, deletions=mode)
+        again = migrate_delta(log, client, default_map(), run_id="delta-2", thresholds=gates)
+        redone_digest = store.digest(content=True)
+        second = rollback(log, client, run_id="delta-2")
+        third = rollback(log, client, run_id="delta-2")
+        final_digest = store.digest(content=True)
 
     assert first.passed
     assert again.passed, (again.stopped, again.failures)
@@ -345,29 +353,23 @@ def test_a_delta_phase_whose_restores_bind_rows_the_delta_deleted_needs_cascade_
     knock_on: KnockOnGenerations, rollback_tls_dir: Path, tmp_path: Path
 ) -> None:
     gates = GateThresholds(max_rejected_share=1.0)
-    with target_for(
-        knock_on.first, rollback_tls_dir, log_url=f"sqlite:///{tmp_path / 'ledger.db'}",
-        db_url=f"sqlite:///{tmp_path / 'projections.db'}", run_id=BASE,
-    ) as target:  # fmt: skip
-        _migrate(target, BASE)
+    with _migrated_base(knock_on, rollback_tls_dir, tmp_path) as (target, log, client):
         store = target.emulator.emulator.store
         base_digest = store.digest(content=True)
-        settings = target.settings
-        with open_log(settings.log_url) as log, client_from_settings(settings) as client:
-            detect(knock_on.newer, log, run_id=DELTA, base_run=BASE, deletions="delete")
-            migrate_delta(log, client, default_map(), run_id=DELTA, thresholds=gates)
-            delta_rows, delta_digest = _rows(target), store.digest(content=True)
-            end = log.end_position()
-            # the activities the delta unlinked from an account it then deleted
-            with pytest.raises(RollbackRefusedError, match="--cascade") as refused:
-                rollback(log, client, run_id=DELTA, phase=6)
-            assert log.end_position() == end
-            phase = rollback(log, client, run_id=DELTA, phase=6, cascade=True)
-            # the same delta run again: phase 6 and the deletions are carried out anew
-            again = migrate_delta(log, client, default_map(), run_id=DELTA, thresholds=gates)
-            redone_rows, redone_digest = _rows(target), store.digest(content=True)
-            whole = rollback(log, client, run_id=DELTA)
-            final_digest = store.digest(content=True)
+        detect(knock_on.newer, log, run_id=DELTA, base_run=BASE, deletions="delete")
+        migrate_delta(log, client, default_map(), run_id=DELTA, thresholds=gates)
+        delta_rows, delta_digest = _rows(target), store.digest(content=True)
+        end = log.end_position()
+        # the activities the delta unlinked from an account it then deleted
+        with pytest.raises(RollbackRefusedError, match="--cascade") as refused:
+            rollback(log, client, run_id=DELTA, phase=6)
+        assert log.end_position() == end
+        phase = rollback(log, client, run_id=DELTA, phase=6, cascade=True)
+        # the same delta run again: phase 6 and the deletions are carried out anew
+        again = migrate_delta(log, client, default_map(), run_id=DELTA, thresholds=gates)
+        redone_rows, redone_digest = _rows(target), store.digest(content=True)
+        whole = rollback(log, client, run_id=DELTA)
+        final_digest = store.digest(content=True)
 
     print(f"refused: {refused.value}; cascaded: re-created {dict(phase.recreated)},"
           f" restored {dict(phase.restored)}")  # fmt: skip
