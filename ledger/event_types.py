@@ -319,12 +319,14 @@ class DestinationRestored(EventPayload):
 
 @event_type
 class DestinationDeleteIntended(EventPayload):
-    """A delta run is about to delete this row because its source record was deleted.
+    """A delta run is about to delete this row: its source record was deleted, or the delta now
+    rejects the record (a withdrawal).
 
-    Appended before the request is sent; ``before_image`` is the whole row as read (columns and
-    ``_<lookup>_value`` ids, no ``@`` annotations), so a crash between the intent and the delete
-    loses nothing a rollback needs. The key is the source key; ``causation_id`` the
-    ``SourceRecordDeleted`` event.
+    Appended before the request is sent; ``before_image`` is the whole row as read (columns,
+    ``_<lookup>_value`` ids and the target table of each lookup value, no other ``@``
+    annotations), so a crash between the intent and the delete loses nothing a rollback needs.
+    The key is the source key; ``causation_id`` the ``SourceRecordDeleted`` event, or the
+    ``RecordRejected`` of a withdrawal.
     """
 
     event_type = "DestinationDeleteIntended"
@@ -371,10 +373,13 @@ class DestinationRecreated(EventPayload):
 
 @event_type
 class SourceDeletionFlagged(EventPayload):
-    """A source record was deleted and its Dataverse row was left alone, flagged for the report.
+    """A source record was deleted (or the delta now rejects it) and its Dataverse row was left
+    alone, flagged for the report.
 
     ``reason`` says why: the ``flag`` setting, a row another record shares (a merged supplier),
-    or a row that is already gone. ``target_id`` is None when the record was never written.
+    a row that is already gone, or a table without a state to deactivate. ``target_id`` is None
+    when the record was never written. ``causation_id``: the ``SourceRecordDeleted``, or the
+    ``RecordRejected`` of a withdrawal.
     """
 
     event_type = "SourceDeletionFlagged"
